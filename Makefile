@@ -1,0 +1,30 @@
+# ArtShift: `make repro` builds everything, `make test` runs the test suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+STAMP := $(VENV)/.installed
+
+.PHONY: install repro test ui clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+repro: install
+	dvc repro
+
+test: install
+	$(PY) -m pytest -q
+
+ui: install
+	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
+
+clean:
+	rm -rf data/raw data/processed models/checkpoints models/*.pt models/*.onnx models/run.json reports/*.png

@@ -1,0 +1,24 @@
+"""Stage download: fetch photos and paintings into data/raw/ (embedded, url or local)."""
+
+import sys
+from pathlib import Path
+
+from artshift import tracking
+from artshift.config import load_params
+from artshift.data.sources import fetch_dataset
+from artshift.errors import run_main
+
+RAW_DIR = Path("data/raw")
+
+
+def main() -> None:
+    params = load_params()
+    with tracking.data_run("download") as run:
+        run.log_params({"seed": params.seed, "download": params.download.model_dump()})
+        summary = fetch_dataset(params.download, params.seed, RAW_DIR)
+        run.log_summary(summary)
+        run.log_artifact(RAW_DIR / "manifest.json")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

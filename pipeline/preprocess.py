@@ -1,0 +1,26 @@
+"""Stage preprocess: decode, orient, convert, crop, dedupe and split data/raw into data/processed."""
+
+import sys
+from pathlib import Path
+
+from artshift import tracking
+from artshift.config import load_params
+from artshift.data.prepare import prepare_dataset
+from artshift.errors import run_main
+
+RAW_DIR, PROCESSED_DIR = Path("data/raw"), Path("data/processed")
+
+
+def main() -> None:
+    params = load_params()
+    cfg = params.preprocess
+    with tracking.data_run("preprocess") as run:
+        run.log_params({"seed": params.seed, "preprocess": cfg.model_dump()})
+        summary = prepare_dataset(RAW_DIR, PROCESSED_DIR, cfg.image_size, cfg.test_fraction, cfg.min_size, params.seed)
+        run.log_summary(summary)
+        run.log_artifact(PROCESSED_DIR / "manifest.csv")
+        run.log_artifact(PROCESSED_DIR / "skipped.csv")
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,31 @@
+"""Stage train: open the model's MLflow run and train the GAN on data/processed."""
+
+import sys
+from pathlib import Path
+
+from artshift import tracking
+from artshift.config import load_params
+from artshift.errors import run_main
+from artshift.files import sha256_file
+from artshift.train import train
+
+PROCESSED_DIR, MODELS_DIR = Path("data/processed"), Path("models")
+
+
+def main() -> None:
+    params = load_params()
+    dataset_hash = sha256_file(PROCESSED_DIR / "manifest.csv")
+    run = tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
+                                   tags={"dataset_manifest_sha256": dataset_hash})
+    tracking.save_run_ref(run, MODELS_DIR / "run.json")
+    try:
+        result = train(params, PROCESSED_DIR, MODELS_DIR, dataset_hash=dataset_hash, run=run)
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    run.log_metrics({"train/seconds_per_step": result.seconds_per_step})
+    run.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

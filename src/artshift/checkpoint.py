@@ -1,0 +1,86 @@
+"""The one checkpoint format: a dict saved with ``torch.save``, written atomically.
+
+Two kinds share it (``kind`` key): ``train`` checkpoints carry everything needed to resume
+(networks, optimisers, RNG states, step); the ``generator`` file carries just what inference,
+evaluation and export need (architecture + weights).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from artshift.errors import ArtShiftError
+from artshift.files import save_with
+from artshift.log import get_logger
+from artshift.models.networks import ResnetGenerator
+
+FORMAT_VERSION = 1
+_STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+log = get_logger("checkpoint")
+
+
+def save(obj: dict, path: str | Path) -> None:
+    """Save a checkpoint dict atomically (temp file + rename)."""
+    save_with(path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **obj}, tmp))
+
+
+def load(path: str | Path, kind: str) -> dict:
+    """Load a checkpoint of ``kind``; a missing, corrupt or foreign file is an ArtShiftError."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise ArtShiftError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise ArtShiftError(f"{path}: unreadable checkpoint ({type(exc).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("kind") != kind:
+        raise ArtShiftError(f"{path}: not an ArtShift {kind} checkpoint")
+    return obj
+
+
+def generator_record(generator: ResnetGenerator, arch: dict, **extra: object) -> dict:
+    """The ``generator`` checkpoint: architecture (to rebuild the module) plus weights."""
+    return {"kind": "generator", "arch": arch, "state_dict": generator.state_dict(), **extra}
+
+
+def load_generator(path: str | Path) -> tuple[ResnetGenerator, dict]:
+    """Rebuild the generator saved by training, in eval mode, and return it with its record."""
+    record = load(path, "generator")
+    generator = ResnetGenerator(**record["arch"])
+    generator.load_state_dict(record["state_dict"])
+    return generator.eval(), record
+
+
+def step_path(folder: Path, step: int) -> Path:
+    """Where the training checkpoint of ``step`` lives."""
+    return folder / f"step_{step:07d}.pt"
+
+
+def list_steps(folder: Path) -> list[Path]:
+    """Training checkpoints in ``folder``, oldest first."""
+    return sorted(p for p in folder.glob("step_*.pt") if _STEP_FILE.search(p.name))
+
+
+def prune(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` training checkpoints."""
+    paths = list_steps(folder)
+    for path in paths[: max(len(paths) - keep, 0)]:
+        path.unlink(missing_ok=True)
+
+
+def load_latest(folder: Path) -> dict | None:
+    """Newest readable training checkpoint; a corrupt newest one is reported and skipped."""
+    for path in reversed(list_steps(folder)):
+        try:
+            return load(path, "train")
+        except ArtShiftError as exc:
+            log.warning("skipping corrupt checkpoint: %s", exc)
+    return None
+
+
+def module_states(modules: dict[str, nn.Module]) -> dict[str, dict]:
+    """state_dicts of a name → module mapping (networks or optimisers)."""
+    return {name: module.state_dict() for name, module in modules.items()}

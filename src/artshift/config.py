@@ -1,0 +1,137 @@
+"""Typed, validated pipeline parameters: `params.yaml` is parsed here, once.
+
+Every stage calls :func:`load_params`. A bad value stops the stage with one line naming the
+full key, e.g. ``train.lr: must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from artshift.errors import ParamsError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class DownloadParams(_Section):
+    source: Literal["embedded", "url", "local"] = "embedded"
+    url: str = ""
+    sha256: str = ""
+    path: str = ""
+    crops_per_photo: int = Field(12, ge=1)
+    n_paintings: int = Field(120, ge=4)
+    painting_size: int = Field(256, ge=32)
+    retries: int = Field(4, ge=0)
+    timeout_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> "DownloadParams":
+        if self.source == "url" and not self.url:
+            raise ValueError("url: required when download.source is 'url'")
+        if self.source == "local" and not self.path:
+            raise ValueError("path: required when download.source is 'local'")
+        if self.sha256 and len(self.sha256) != 64:
+            raise ValueError(f"sha256: must be 64 hex digits, got {len(self.sha256)} characters")
+        return self
+
+
+class PreprocessParams(_Section):
+    image_size: int = Field(128, ge=16, le=1024)
+    test_fraction: float = Field(0.15, gt=0, lt=1)
+    min_size: int = Field(64, ge=1)
+
+
+class TrainParams(_Section):
+    method: Literal["cut"] = "cut"
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(1, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = Field(0.5, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    ngf: int = Field(32, ge=4)
+    ndf: int = Field(64, ge=4)
+    n_blocks: int = Field(6, ge=1)
+    lambda_gan: float = Field(1.0, ge=0)
+    lambda_nce: float = Field(1.0, ge=0)
+    nce_idt: bool = True
+    nce_layers: list[int] = Field(default_factory=lambda: [0, 4, 8, 11, 14])
+    nce_t: float = Field(0.07, gt=0)
+    num_patches: int = Field(256, ge=2)
+    log_every: int = Field(25, ge=1)
+    sample_every: int = Field(250, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    n_samples: int = Field(6, ge=1)
+
+
+class EvaluateParams(_Section):
+    batch_size: int = Field(8, ge=1)
+
+
+class ExportParams(_Section):
+    opset: int = Field(18, ge=17, le=23)
+    parity_atol: float = Field(1e-4, gt=0)
+
+
+class Params(_Section):
+    seed: int = Field(0, ge=0)
+    download: DownloadParams = DownloadParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    export: ExportParams = ExportParams()
+
+
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _describe(error: dict) -> str:
+    """One readable line for one pydantic error: full dotted key, then what is wrong."""
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error["type"] == "value_error":
+        # Cross-field checks raise "field: reason"; attach the field to the section's key.
+        message = message.removeprefix("Value error, ")
+        field, _, reason = message.partition(": ")
+        key, message = (f"{key}.{field}" if key else field), reason
+    elif error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] in _BOUNDS:
+        (bound,) = error["ctx"].values()
+        message = f"must be {_BOUNDS[error['type']]} {bound}, got {error['input']!r}"
+    else:
+        message = f"{message[0].lower()}{message[1:]}, got {error['input']!r}"
+    return f"{key}: {message}"
+
+
+def parse_params(raw: object) -> Params:
+    """Validate a raw mapping (as loaded from YAML) into :class:`Params`.
+
+    Raises :class:`ParamsError` whose message is one line naming the first bad key.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"params: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_describe(exc.errors()[0])) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; the one entry point every stage uses."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(raw)

@@ -1,0 +1,45 @@
+"""Exceptions that mean "the user gave us something we cannot use" (exit code 2).
+
+Anything else that escapes a command is an internal failure (exit code 1).
+"""
+
+
+class ArtShiftError(Exception):
+    """Bad input, bad params or missing files: reported as one line, exit code 2."""
+
+
+class ParamsError(ArtShiftError):
+    """``params.yaml`` is invalid; the message names the offending key."""
+
+
+class DataError(ArtShiftError):
+    """A data set cannot be downloaded, verified, extracted or used."""
+
+
+class ImageError(ArtShiftError):
+    """One image cannot be decoded; the message says why."""
+
+
+def run_main(main, *args) -> int:
+    """Run ``main(*args)`` and turn failures into one stderr line plus an exit code.
+
+    0 ok, 2 bad input or params (:class:`ArtShiftError`), 1 anything else. Set
+    ``ARTSHIFT_DEBUG=1`` to see the traceback of an internal failure.
+    """
+    import os
+    import sys
+
+    try:
+        main(*args)
+    except ArtShiftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence for a command
+        if os.environ.get("ARTSHIFT_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (ARTSHIFT_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+    return 0

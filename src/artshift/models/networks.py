@@ -1,0 +1,164 @@
+"""Networks: ResNet-block generator, PatchGAN discriminator, PatchNCE projection heads.
+
+The shapes follow CycleGAN / CUT (Zhu et al. 2017, Park et al. 2020): a generator that
+downsamples twice, transforms with residual blocks and upsamples back, so its input side must
+be a multiple of :data:`SIZE_MULTIPLE`; a 70×70 PatchGAN that scores overlapping patches.
+Modules here do no I/O.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Two stride-2 downsamplings: height and width must be divisible by 4.
+SIZE_MULTIPLE = 4
+
+
+def _norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class ResnetBlock(nn.Module):
+    """Two 3×3 convolutions with reflection padding and a skip connection."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=True),
+            _norm(channels),
+            nn.ReLU(True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=True),
+            _norm(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Image-to-image generator: [-1, 1] RGB in, [-1, 1] RGB out, same height and width.
+
+    ``layers`` is a flat ``nn.ModuleList`` so that PatchNCE can tap intermediate features by
+    index. With 6 residual blocks the default ``nce_layers`` [0, 4, 8, 11, 14] tap the padded
+    input, the two downsamplings and the 2nd and 5th residual blocks, the same depths CUT uses.
+    """
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 9):
+        super().__init__()
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(3, ngf, 7, bias=True),
+            _norm(ngf),
+            nn.ReLU(True),
+        ]
+        channels = ngf
+        for _ in range(2):
+            layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
+                       _norm(channels * 2), nn.ReLU(True)]
+            channels *= 2
+        layers += [ResnetBlock(channels) for _ in range(n_blocks)]
+        for _ in range(2):
+            layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1,
+                                          output_padding=1, bias=True),
+                       _norm(channels // 2), nn.ReLU(True)]
+            channels //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, 3, 7), nn.Tanh()]
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def encode(self, x: torch.Tensor, layer_ids: list[int]) -> list[torch.Tensor]:
+        """Features after each layer in ``layer_ids`` (index -1 would be "before layer 0")."""
+        wanted = set(layer_ids)
+        feats = []
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index in wanted:
+                feats.append(x)
+            if index >= max(layer_ids):
+                break
+        return feats
+
+    def feature_channels(self, layer_ids: list[int]) -> list[int]:
+        """Channel count of each tapped feature, read from the layer definitions."""
+        channels, out = 3, {}
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                channels = layer.out_channels
+            out[index] = channels
+        return [out[i] for i in layer_ids]
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN: a grid of real/fake logits, one per overlapping receptive field.
+
+    With ``n_layers=3`` each logit sees a 70×70 patch of the input.
+    """
+
+    def __init__(self, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        channels = ndf
+        for n in range(1, n_layers + 1):
+            stride = 2 if n < n_layers else 1
+            next_channels = ndf * min(2 ** n, 8)
+            layers += [nn.Conv2d(channels, next_channels, 4, stride=stride, padding=1, bias=True),
+                       _norm(next_channels), nn.LeakyReLU(0.2, True)]
+            channels = next_channels
+        layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PatchSampler(nn.Module):
+    """CUT's projection head: sample spatial positions of each feature map and embed them.
+
+    For every tapped layer a two-layer MLP maps the C-dim feature at each sampled position to a
+    unit vector. The same positions are reused for the matching layer of the other image, so
+    query and key patches correspond.
+    """
+
+    def __init__(self, in_channels: list[int], dim: int = 256):
+        super().__init__()
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Linear(c, dim), nn.ReLU(True), nn.Linear(dim, dim)) for c in in_channels
+        )
+
+    def forward(
+        self,
+        feats: list[torch.Tensor],
+        num_patches: int,
+        patch_ids: list[torch.Tensor] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Return per-layer embeddings of shape (B, P, dim) and the positions used."""
+        out, ids_used = [], []
+        for index, (feat, mlp) in enumerate(zip(feats, self.mlps)):
+            batch, channels, height, width = feat.shape
+            flat = feat.flatten(2).transpose(1, 2)  # (B, H*W, C)
+            if patch_ids is None:
+                count = min(num_patches, height * width)
+                ids = torch.randperm(height * width, generator=generator, device=feat.device)[:count]
+            else:
+                ids = patch_ids[index]
+            ids_used.append(ids)
+            out.append(F.normalize(mlp(flat[:, ids, :]), dim=-1))
+        return out, ids_used
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """Normal(0, gain) initialisation of conv and linear weights, as in CycleGAN/CUT."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(layer.weight, 0.0, gain)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)

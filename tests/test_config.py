@@ -1,0 +1,67 @@
+import pytest
+import yaml
+
+from artshift.config import load_params, parse_params
+from artshift.errors import ParamsError
+
+
+def test_repo_params_are_valid():
+    params = load_params("params.yaml")
+    assert params.download.source == "embedded"
+    assert params.train.method == "cut"
+
+
+def test_defaults_fill_missing_sections():
+    params = parse_params({"seed": 3})
+    assert params.seed == 3 and params.train.lr > 0 and params.export.opset >= 17
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"train": {"lr": -1}}, "train.lr: must be > 0.0, got -1"),
+        ({"train": {"steps": 0}}, "train.steps: must be >= 1, got 0"),
+        ({"preprocess": {"test_fraction": 1.0}}, "preprocess.test_fraction: must be < 1.0, got 1.0"),
+        ({"train": {"lr": "fast"}}, "train.lr: input should be a valid number, got 'fast'"),
+        ({"seed": 1.5}, "seed: input should be a valid integer, got 1.5"),
+        ({"train": {"learning_rate": 1}}, "train.learning_rate: unknown key"),
+        ({"colour": 1}, "colour: unknown key"),
+        ({"download": {"source": "ftp"}}, "download.source: input should be 'embedded', 'url' or 'local', got 'ftp'"),
+        ({"download": {"source": "url"}}, "download.url: required when download.source is 'url'"),
+        ({"download": {"source": "local"}}, "download.path: required when download.source is 'local'"),
+        ({"download": {"sha256": "abc"}}, "download.sha256: must be 64 hex digits, got 3 characters"),
+        ({"export": {"opset": 9}}, "export.opset: must be >= 17, got 9"),
+    ],
+)
+def test_bad_values_name_the_key(raw, message):
+    with pytest.raises(ParamsError) as excinfo:
+        parse_params(raw)
+    assert str(excinfo.value) == message
+    assert "\n" not in str(excinfo.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42\n")
+    with pytest.raises(ParamsError, match="expected a mapping"):
+        load_params(scalar)
+
+
+def test_stage_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    import runpy
+
+    params = yaml.safe_load(open("params.yaml"))
+    params["train"]["lr"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    script = str((__import__("pathlib").Path("pipeline/train.py")).resolve())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as excinfo:
+        runpy.run_path(script, run_name="__main__")
+    assert excinfo.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: train.lr: must be > 0.0, got -1"
