@@ -48,7 +48,7 @@ def stylize_command(args: argparse.Namespace) -> None:
         try:
             image = load_rgb(source)
         except ArtShiftError as exc:
-            print(f"skip {source}: {exc}", file=sys.stderr)
+            print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
             failed.append(source)
             continue
         save_image(stylizer.stylize(image), target)

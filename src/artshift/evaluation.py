@@ -14,7 +14,7 @@ from PIL import Image
 from artshift.data.dataset import load_folder
 from artshift.log import get_logger
 from artshift.metrics.fid import fid_from_features
-from artshift.metrics.inception import InceptionFeatures, extract_features
+from artshift.metrics.inception import RANDOM_INIT_LABEL, build_inception, extract_features, random_state_dict
 from artshift.visualize import side_by_side
 
 log = get_logger("evaluate")
@@ -35,11 +35,13 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, batch_size: int, seed: 
     log.info("scoring %d test photos against %d test paintings", len(photos), len(paintings))
     stylized = translate(generator, photos, batch_size)
 
-    extractor = InceptionFeatures(seed=seed)
-    log.warning("feature extractor: %s; FIDs are NOT comparable with published numbers", extractor.label)
+    # The standard FID weights cannot be fetched offline: seeded random weights, clearly labelled.
+    extractor = build_inception(random_state_dict(seed))
+    label = f"{RANDOM_INIT_LABEL} (seed {seed}, kaiming normal)"
+    log.warning("feature extractor: %s; FIDs are NOT comparable with published numbers", label)
     reference = extract_features(extractor, paintings, batch_size)
     report = {
-        "feature_extractor": extractor.label,
+        "feature_extractor": label,
         "n_photos": len(photos),
         "n_paintings": len(paintings),
         "model": {"fid": fid_from_features(extract_features(extractor, stylized, batch_size), reference)},

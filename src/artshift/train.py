@@ -20,13 +20,14 @@ import torch
 from artshift import checkpoint
 from artshift.config import Params
 from artshift.data.dataset import UnpairedBatches, load_folder
-from artshift.errors import ParamsError
 from artshift.log import get_logger, progress
 from artshift.models.cut import CUT
 from artshift.tracking import Run
 from artshift.visualize import side_by_side
 
 log = get_logger("train")
+# Params that change how often we log or save, not the weights: changing them keeps checkpoints valid.
+_BOOKKEEPING_KEYS = {"log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"}
 
 
 @dataclass
@@ -47,14 +48,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _check_layers(model: CUT) -> None:
-    n_layers = len(model.G.layers)
-    bad = [i for i in model.cfg.nce_layers if not 0 <= i < n_layers]
-    if bad:
-        raise ParamsError(f"train.nce_layers: indices must be in [0, {n_layers - 1}] for this generator, got {bad}")
-
-
-def _optimizers(model: CUT, params: Params) -> dict[str, torch.optim.Optimizer]:
+def build_optimizers(model: CUT, params: Params) -> dict[str, torch.optim.Optimizer]:
+    """Adam for D, and one Adam for G together with the PatchNCE heads F (they share a loss)."""
     cfg = params.train
     betas = (cfg.beta1, cfg.beta2)
     return {
@@ -77,7 +72,8 @@ def _restore_rng(state: dict, generator: torch.Generator) -> None:
 
 def config_fingerprint(params: Params, dataset_hash: str) -> str:
     """Hash of everything that shapes the weights: a checkpoint resumes only a matching run."""
-    blob = json.dumps({"seed": params.seed, "train": params.train.model_dump(), "data": dataset_hash},
+    train_cfg = params.train.model_dump(exclude=_BOOKKEEPING_KEYS)
+    blob = json.dumps({"seed": params.seed, "train": train_cfg, "data": dataset_hash},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -152,8 +148,7 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
     log.info("loaded %d photos and %d paintings at %d px", len(photos), len(paintings), photos.shape[-1])
 
     model = CUT(cfg)
-    _check_layers(model)
-    optimizers = _optimizers(model, params)
+    optimizers = build_optimizers(model, params)
     ckpt_dir = out_dir / "checkpoints"
     fingerprint = config_fingerprint(params, dataset_hash)
     start = _resume(ckpt_dir, fingerprint, model, optimizers, generator)

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from artshift.config import TrainParams
+from artshift.errors import ParamsError
 from artshift.losses import discriminator_loss, gan_loss, patch_nce_loss
 from artshift.models.networks import PatchDiscriminator, PatchSampler, ResnetGenerator, init_weights
 
@@ -22,6 +23,10 @@ class CUT(nn.Module):
         self.cfg = cfg
         self.G = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks)
         self.D = PatchDiscriminator(ndf=cfg.ndf)
+        n_layers = len(self.G.layers)
+        if not all(0 <= i < n_layers for i in cfg.nce_layers):
+            raise ParamsError(f"train.nce_layers: indices must be in [0, {n_layers - 1}] for this generator, "
+                              f"got {cfg.nce_layers}")
         self.F = PatchSampler(self.G.feature_channels(cfg.nce_layers))
         for net in (self.G, self.D, self.F):
             init_weights(net)

@@ -1,0 +1,49 @@
+"""Seconds per CUT training step (D + G update) on this machine, for sizing `train.steps`.
+
+    python benchmarks/train_step.py --size 128 --ngf 32 --ngf 64 --threads 2
+"""
+
+import argparse
+import time
+
+import torch
+
+from artshift.config import Params, TrainParams
+from artshift.models.cut import CUT
+from artshift.train import build_optimizers, train_step
+
+
+def seconds_per_step(size: int, ngf: int, batch: int, steps: int) -> float:
+    """Mean wall time of ``steps`` training steps after two warm-up steps."""
+    params = Params(train=TrainParams(ngf=ngf, batch_size=batch))
+    model = CUT(params.train)
+    optimizers = build_optimizers(model, params)
+    generator = torch.Generator().manual_seed(0)
+    real_a, real_b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
+    for _ in range(2):
+        train_step(model, optimizers, real_a, real_b, generator)
+    began = time.perf_counter()
+    for _ in range(steps):
+        train_step(model, optimizers, real_a, real_b, generator)
+    return (time.perf_counter() - began) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, action="append", help="image side (repeatable; default 128)")
+    parser.add_argument("--ngf", type=int, action="append", help="generator width (repeatable; default 32)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"threads={args.threads} batch={args.batch}")
+    print(f"{'size':>6} {'ngf':>5} {'s/step':>8} {'min/1k steps':>13}")
+    for size in args.size or [128]:
+        for ngf in args.ngf or [32]:
+            per_step = seconds_per_step(size, ngf, args.batch, args.steps)
+            print(f"{size:>6} {ngf:>5} {per_step:>8.3f} {per_step * 1000 / 60:>13.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from artshift.cli import main
+
+
+@pytest.fixture
+def photos(tmp_path):
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (37, 61, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 255, (50, 40, 3), dtype=np.uint8)).save(folder / "sub" / "b.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_stylize_folder_keeps_size_and_format(photos, tmp_path, tiny_onnx, capsys):
+    out = tmp_path / "out"
+    assert main(["stylize", str(photos), "--out", str(out), "--model", str(tiny_onnx)]) == 0
+    err = capsys.readouterr().err
+    assert "CPUExecutionProvider" in err and "stylized 2 image(s)" in err
+    assert Image.open(out / "a.png").size == (61, 37)
+    b = Image.open(out / "sub" / "b.jpg")
+    assert b.size == (40, 50) and b.format == "JPEG"
+    assert not (out / "notes.txt").exists()
+
+
+def test_existing_outputs_kept_unless_force(photos, tmp_path, tiny_onnx, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png").write_bytes(b"keep me")
+    args = ["stylize", str(photos / "a.png"), "--out", str(out), "--model", str(tiny_onnx)]
+    assert main(args) == 0
+    assert (out / "a.png").read_bytes() == b"keep me"
+    assert "use --force" in capsys.readouterr().err
+    assert main(args + ["--force"]) == 0
+    assert Image.open(out / "a.png").size == (61, 37)
+
+
+def test_unreadable_inputs_are_reported_skipped_and_exit_2(photos, tmp_path, tiny_onnx, capsys):
+    broken = photos / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    out = tmp_path / "out"
+    code = main(["stylize", str(photos / "a.png"), str(broken), "--out", str(out), "--model", str(tiny_onnx)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"skip: {broken}: " in err and err.strip().splitlines()[-1].startswith("error: 1 input(s)")
+    assert (out / "a.png").is_file() and not (out / "broken.png").exists()
+
+
+def test_missing_input_and_model_are_one_line_errors(tmp_path, tiny_onnx, capsys):
+    assert main(["stylize", str(tmp_path / "nope.png"), "--out", str(tmp_path), "--model", str(tiny_onnx)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.png'}: no such file or folder"
+    image = tmp_path / "x.png"
+    Image.new("RGB", (20, 20)).save(image)
+    assert main(["stylize", str(image), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "m.onnx")]) == 2
+    assert "model file not found" in capsys.readouterr().err

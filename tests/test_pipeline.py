@@ -1,0 +1,122 @@
+"""End to end: `dvc repro` on a temporary copy of the repo with tiny params."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "download": {"crops_per_photo": 2, "n_paintings": 16, "painting_size": 64},
+    "preprocess": {"image_size": 32, "min_size": 32, "test_fraction": 0.3},
+    "train": {"steps": 4, "ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_patches": 16,
+              "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "n_samples": 2},
+    "evaluate": {"batch_size": 4},
+}
+
+pytestmark = pytest.mark.slow
+
+
+def _merge(base: dict, update: dict) -> dict:
+    return {k: _merge(base[k], v) if isinstance(v, dict) else v for k, v in update.items()} | \
+        {k: v for k, v in base.items() if k not in update}
+
+
+def _run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git copy of the repo (tracked and new files) that has run `dvc repro` once."""
+    root = tmp_path_factory.mktemp("repo")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.split()
+    for name in listed:
+        if (REPO / name).is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, root / name)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(_merge(params, TINY), sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "ARTSHIFT_NO_PROGRESS": "1",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env.pop("ARTSHIFT_DEBUG", None)
+    _run(["git", "init", "-q"], root, env)
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-qm", "copy"], root, env)
+    repro = _run(["dvc", "repro"], root, env)
+    return root, env, repro
+
+
+def test_every_stage_writes_its_outputs(project):
+    root, _, repro = project
+    for stage in ("download", "preprocess", "train", "evaluate", "export"):
+        assert f"Running stage '{stage}'" in repro.stdout
+    raw = json.loads((root / "data/raw/manifest.json").read_text())
+    assert raw["paintings_synthetic"] is True
+    assert len(list((root / "data/raw/paintings").iterdir())) == 16
+    manifest = pd.read_csv(root / "data/processed/manifest.csv")
+    assert set(manifest["split"]) == {"train", "test"} and set(manifest["domain"]) == {"photos", "paintings"}
+    assert Image.open(root / "data/processed" / manifest["file"][0]).size == (32, 32)
+    assert (root / "models/generator.pt").is_file() and (root / "models/generator.onnx").is_file()
+    assert len(list((root / "models/checkpoints").glob("step_*.pt"))) == 2
+    report = json.loads((root / "metrics/eval.json").read_text())
+    assert report["feature_extractor"].startswith("inception-v3-random-init")
+    assert report["model"]["fid"] > 0 and report["identity"]["fid"] > 0
+    assert Image.open(root / "reports/eval_grid.png").size[0] > 64
+    assert json.loads((root / "metrics/export.json").read_text())["fp32"]["max_abs_diff"] <= 1e-4
+
+
+def test_nothing_reruns_and_one_param_reruns_only_its_stage(project):
+    root, env, _ = project
+    again = _run(["dvc", "repro"], root, env)
+    assert "Running stage" not in again.stdout
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["evaluate"]["batch_size"] = 3
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = _run(["dvc", "status", "--json"], root, env)
+    assert set(json.loads(status.stdout)) == {"evaluate"}
+
+
+def test_mlflow_run_holds_params_metrics_and_artifacts(project):
+    root, env, _ = project
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    run_id = json.loads((root / "models/run.json").read_text())["run_id"]
+    run = client.get_run(run_id)
+    assert run.data.params["train.steps"] == "4" and run.data.params["export.opset"] == "18"
+    for metric in ("loss/d", "loss/g_total", "loss/nce", "eval/model/fid_random_init",
+                   "eval/identity/fid_random_init", "export/fp32_max_abs_diff"):
+        assert metric in run.data.metrics, metric
+    assert [m.step for m in client.get_metric_history(run_id, "loss/d")] == [2, 4]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["git_commit"] == head
+    assert len(run.data.tags["dataset_manifest_sha256"]) == 64
+    artifacts = {a.path for folder in ("samples", "eval", "onnx") for a in client.list_artifacts(run_id, folder)}
+    assert {"samples/step_0000002.png", "eval/eval_grid.png", "eval/eval.json", "onnx/generator.onnx"} <= artifacts
+    data_runs = client.search_runs([client.get_experiment_by_name("artshift-data").experiment_id])
+    assert {r.data.tags["stage"] for r in data_runs} == {"download", "preprocess"}
+
+
+def test_cli_stylizes_test_photos_with_the_exported_model(project, tmp_path):
+    root, env, _ = project
+    photos = sorted((root / "data/raw/photos").iterdir())[:2]
+    out = tmp_path / "out"
+    result = subprocess.run(["artshift", "stylize", *map(str, photos), "--out", str(out),
+                             "--model", str(root / "models/generator.onnx")], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "CPUExecutionProvider" in result.stderr
+    for photo in photos:
+        assert Image.open(out / photo.name).size == Image.open(photo).size

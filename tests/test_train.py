@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artshift import checkpoint
+from artshift.config import parse_params
+from artshift.errors import ParamsError
+from artshift.train import train
+
+TINY_TRAIN = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_patches": 16, "log_every": 1,
+              "sample_every": 100, "checkpoint_every": 2, "keep_checkpoints": 2, "n_samples": 2}
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for domain, base in (("photos", 60), ("paintings", 190)):
+            folder = tmp_path / "processed" / split / domain
+            folder.mkdir(parents=True)
+            for i in range(3):
+                pixels = np.clip(base + rng.normal(0, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return tmp_path / "processed"
+
+
+def _params(steps, **train):
+    return parse_params({"seed": 0, "train": {**TINY_TRAIN, "steps": steps, **train}})
+
+
+def test_writes_generator_and_keeps_last_checkpoints(data_dir, tmp_path):
+    out = tmp_path / "models"
+    result = train(_params(6), data_dir, out)
+    assert result.steps == 6 and result.resumed_from == 0
+    assert all(np.isfinite(v) for v in result.losses.values())
+    assert [p.name for p in checkpoint.list_steps(out / "checkpoints")] == ["step_0000004.pt", "step_0000006.pt"]
+    generator, record = checkpoint.load_generator(out / "generator.pt")
+    assert record["arch"] == {"ngf": 8, "n_blocks": 2} and record["step"] == 6
+    assert generator(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+
+
+def test_resume_continues_from_newest_valid_checkpoint(data_dir, tmp_path):
+    out = tmp_path / "models"
+    train(_params(6), data_dir, out)
+    (out / "checkpoints" / "step_0000006.pt").write_bytes(b"truncated")  # damaged newest checkpoint
+    result = train(_params(6, log_every=3), data_dir, out)  # bookkeeping params may change
+    assert result.resumed_from == 4
+
+
+def test_resume_matches_uninterrupted_run(data_dir, tmp_path):
+    straight = tmp_path / "straight"
+    train(_params(4), data_dir, straight)
+    interrupted = tmp_path / "interrupted"
+    train(_params(4, checkpoint_every=2), data_dir, interrupted)
+    (interrupted / "checkpoints" / "step_0000004.pt").unlink()  # as if killed after step 2
+    result = train(_params(4), data_dir, interrupted)
+    assert result.resumed_from == 2
+    a = checkpoint.load(straight / "generator.pt", "generator")["state_dict"]
+    b = checkpoint.load(interrupted / "generator.pt", "generator")["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_of_other_params_are_not_resumed(data_dir, tmp_path):
+    out = tmp_path / "models"
+    train(_params(4), data_dir, out)
+    result = train(_params(4, lr=0.001), data_dir, out)
+    assert result.resumed_from == 0
+
+
+def test_bad_nce_layer_names_the_key(data_dir, tmp_path):
+    with pytest.raises(ParamsError, match=r"train.nce_layers: indices must be in \[0, "):
+        train(_params(2, nce_layers=[0, 99]), data_dir, tmp_path / "m")
