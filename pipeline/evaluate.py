@@ -1,4 +1,4 @@
-"""Stage evaluate: FID of the model vs the identity baseline → metrics/eval.json, reports/eval_grid.png."""
+"""Stage evaluate: FID/KID/content for model, identity and Reinhard → metrics/eval.json + grid."""
 
 import sys
 from pathlib import Path
@@ -10,25 +10,29 @@ from artshift.evaluation import evaluate
 from artshift.files import write_json
 from artshift.images import save_image
 from artshift.metrics.inception import RANDOM_INIT_LABEL
+from artshift.metrics.weights import load_feature_extractor
 
-PROCESSED_DIR = Path("data/processed")
+PROCESSED_DIR, FEATURE_CACHE = Path("data/processed"), Path("data/cache/features")
 GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
 EVAL_JSON, GRID_PNG = Path("metrics/eval.json"), Path("reports/eval_grid.png")
 
 
 def main() -> None:
     params = load_params()
+    cfg = params.evaluate
     generator, _ = checkpoint.load_generator(GENERATOR)
-    report, grid = evaluate(generator, PROCESSED_DIR, params.evaluate.batch_size, params.seed)
+    extractor = load_feature_extractor(cfg.inception_weights, cfg.resize, params.seed)
+    report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE)
     write_json(EVAL_JSON, report)
     save_image(grid, GRID_PNG)
 
     run = tracking.open_run(RUN_REF)
-    run.log_params({"evaluate": params.evaluate.model_dump()})
+    run.log_params({"evaluate": cfg.model_dump()})
     # Random-init features get a suffix so nobody compares them with published FIDs.
     suffix = "_random_init" if report["feature_extractor"].startswith(RANDOM_INIT_LABEL) else ""
-    run.log_metrics({f"eval/{name}/fid{suffix}": report[name]["fid"] for name in ("model", "identity")})
-    run.set_tags({"eval.feature_extractor": report["feature_extractor"]})
+    run.log_metrics({f"eval/{name}/{metric}{suffix}": value for name in ("model", "identity", "reinhard")
+                     for metric, value in report[name].items()})
+    run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
     run.log_artifact(EVAL_JSON, "eval")
     run.log_artifact(GRID_PNG, "eval")
 

@@ -9,7 +9,7 @@ from artshift.errors import run_main
 from artshift.files import sha256_file
 from artshift.train import train
 
-PROCESSED_DIR, MODELS_DIR = Path("data/processed"), Path("models")
+PROCESSED_DIR, MODELS_DIR, LOSS_CSV = Path("data/processed"), Path("models"), Path("reports/train_loss.csv")
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
                                    tags={"dataset_manifest_sha256": dataset_hash})
     tracking.save_run_ref(run, MODELS_DIR / "run.json")
     try:
-        result = train(params, PROCESSED_DIR, MODELS_DIR, dataset_hash=dataset_hash, run=run)
+        result = train(params, PROCESSED_DIR, MODELS_DIR, dataset_hash=dataset_hash, run=run, loss_csv=LOSS_CSV)
     except BaseException:
         run.finish("FAILED")
         raise

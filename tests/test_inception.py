@@ -30,3 +30,14 @@ def test_random_weights_are_seeded():
     a, b, c = random_state_dict(1), random_state_dict(1), random_state_dict(2)
     key = "Mixed_7c.branch_pool.conv.weight"
     assert torch.equal(a[key], b[key]) and not torch.equal(a[key], c[key])
+
+
+def test_random_feature_fid_ranks_a_shifted_distribution_above_an_unshifted_one():
+    from artshift.metrics.fid import fid_from_features
+
+    model = build_inception(random_state_dict(seed=0))
+    rng = torch.Generator().manual_seed(0)
+    base, other = (torch.rand(24, 3, 32, 32, generator=rng) * 2 - 1 for _ in range(2))
+    shifted = torch.rand(24, 3, 32, 32, generator=rng) * 0.5 + 0.5  # brighter, less varied
+    f_base, f_other, f_shift = (extract_features(model, x, 12) for x in (base, other, shifted))
+    assert fid_from_features(f_base, f_shift) > 3 * fid_from_features(f_base, f_other)

@@ -72,6 +72,11 @@ class TrainParams(_Section):
 
 class EvaluateParams(_Section):
     batch_size: int = Field(8, ge=1)
+    inception_weights: str = ""  # a pt_inception-2015-12-05 .pth file; else searched, then downloaded
+    resize: Literal["pytorch-fid", "clean-fid"] = "pytorch-fid"
+    fid_method: Literal["eigh", "sqrtm"] = "eigh"
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
 
 
 class ExportParams(_Section):

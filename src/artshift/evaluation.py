@@ -1,7 +1,8 @@
-"""Score a trained generator: FID of stylised test photos against test paintings.
+"""Score a trained generator against baselines: FID, KID and content, per method.
 
-The identity baseline (the unstylised photos) gives the number its meaning: a useful model
-moves the photos closer to the paintings, i.e. its FID is below the identity FID.
+Three sets of test photos are compared with the test paintings: the model's output, the
+unstylised photos (``identity``) and Reinhard colour transfer (``reinhard``). A model is useful
+when it is closer to the paintings than both baselines while keeping content well above 0.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from artshift.data.dataset import load_folder
+from artshift.baselines import lab_statistics, reinhard_transfer
+from artshift.config import EvaluateParams
+from artshift.data.dataset import image_files, load_folder
 from artshift.log import get_logger
+from artshift.metrics.content import content_score
+from artshift.metrics.features import FeatureExtractor, cached
 from artshift.metrics.fid import fid_from_features
-from artshift.metrics.inception import RANDOM_INIT_LABEL, build_inception, extract_features, random_state_dict
+from artshift.metrics.kid import kernel_inception_distance
 from artshift.visualize import side_by_side
 
 log = get_logger("evaluate")
@@ -28,25 +33,36 @@ def translate(generator: torch.nn.Module, images: torch.Tensor, batch_size: int)
     return torch.cat([generator(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
-def evaluate(generator: torch.nn.Module, data_dir: Path, batch_size: int, seed: int) -> tuple[dict, Image.Image]:
-    """The eval report (``model`` and ``identity`` FID, counts, feature extractor) and a grid."""
-    photos = load_folder(data_dir / "test" / "photos")
-    paintings = load_folder(data_dir / "test" / "paintings")
-    log.info("scoring %d test photos against %d test paintings", len(photos), len(paintings))
-    stylized = translate(generator, photos, batch_size)
+def score(candidates: torch.Tensor, photos: torch.Tensor, reference, extractor: FeatureExtractor,
+          cfg: EvaluateParams, seed: int) -> dict[str, float]:
+    """FID, KID (mean ± std) and content of ``candidates`` (translations of ``photos``)."""
+    features = extractor(candidates, cfg.batch_size)
+    kid_mean, kid_std = kernel_inception_distance(features, reference, cfg.kid_subsets, cfg.kid_subset_size, seed)
+    return {"fid": fid_from_features(features, reference, cfg.fid_method), "kid_mean": kid_mean, "kid_std": kid_std,
+            "content": content_score(photos, candidates)}
 
-    # The standard FID weights cannot be fetched offline: seeded random weights, clearly labelled.
-    extractor = build_inception(random_state_dict(seed))
-    label = f"{RANDOM_INIT_LABEL} (seed {seed}, kaiming normal)"
-    log.warning("feature extractor: %s; FIDs are NOT comparable with published numbers", label)
-    reference = extract_features(extractor, paintings, batch_size)
-    report = {
-        "feature_extractor": label,
-        "n_photos": len(photos),
-        "n_paintings": len(paintings),
-        "model": {"fid": fid_from_features(extract_features(extractor, stylized, batch_size), reference)},
-        "identity": {"fid": fid_from_features(extract_features(extractor, photos, batch_size), reference)},
+
+def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
+             seed: int, cache_dir: Path) -> tuple[dict, Image.Image]:
+    """The eval report and a grid (photo | Reinhard | model) of the first test photos."""
+    photos = load_folder(data_dir / "test" / "photos")
+    paintings_dir = data_dir / "test" / "paintings"
+    paintings = load_folder(paintings_dir)
+    log.info("scoring %d test photos against %d test paintings (%s, resize %s)",
+             len(photos), len(paintings), extractor.label, extractor.resize)
+    # Processed files are named by content hash, so the names identify the reference set.
+    key = [extractor.label, extractor.resize, *(p.name for p in image_files(paintings_dir))]
+    reference = cached(cache_dir, key, lambda: extractor(paintings, cfg.batch_size))
+
+    candidates = {
+        "model": translate(generator, photos, cfg.batch_size),
+        "identity": photos,
+        "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(data_dir / "train" / "paintings"))),
     }
-    log.info("FID model %.4f vs identity %.4f", report["model"]["fid"], report["identity"]["fid"])
-    grid = side_by_side([photos[:GRID_ROWS], stylized[:GRID_ROWS]])
+    report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
+                    "n_photos": len(photos), "n_paintings": len(paintings)}
+    for name, images in candidates.items():
+        report[name] = score(images, photos, reference, extractor, cfg, seed)
+        log.info("%-8s FID %.3f  KID %.5f ± %.5f  content %.3f", name, *report[name].values())
+    grid = side_by_side([photos[:GRID_ROWS], candidates["reinhard"][:GRID_ROWS], candidates["model"][:GRID_ROWS]])
     return report, grid

@@ -13,17 +13,22 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 
 from artshift import checkpoint
 from artshift.config import Params
 from artshift.data.dataset import UnpairedBatches, load_folder
+from artshift.files import write_text
 from artshift.log import get_logger, progress
 from artshift.models.cut import CUT
-from artshift.tracking import Run
 from artshift.visualize import side_by_side
+
+if TYPE_CHECKING:
+    from artshift.tracking import Run  # importing MLflow is slow; only needed for the type
 
 log = get_logger("train")
 # Params that change how often we log or save, not the weights: changing them keeps checkpoints valid.
@@ -135,10 +140,28 @@ def train_step(model: CUT, optimizers: dict, real_a: torch.Tensor, real_b: torch
     return {"d": d_loss.item(), **{name: value.item() for name, value in terms.items()}}
 
 
-def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "", run: Run | None = None) -> TrainResult:
+class LossCurve:
+    """The logged losses as a CSV (one row per logged step) for ``dvc plots``; survives resume."""
+
+    def __init__(self, path: Path | None, resumed_from: int):
+        self.path = path
+        self.rows: list[dict] = []
+        if path and resumed_from and path.is_file():
+            self.rows = [r for r in pd.read_csv(path).to_dict("records") if r["step"] <= resumed_from]
+
+    def add(self, step: int, losses: dict[str, float]) -> None:
+        """Append one row and rewrite the file atomically."""
+        self.rows.append({"step": step, **losses})
+        if self.path:
+            write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
+
+
+def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "", run: Run | None = None,
+          loss_csv: Path | None = None) -> TrainResult:
     """Train CUT photo → painting; write checkpoints and ``out_dir/generator.pt``.
 
-    ``dataset_hash`` (the preprocess manifest's sha256) ties checkpoints to the data they saw.
+    ``dataset_hash`` (the preprocess manifest's sha256) ties checkpoints to the data they saw;
+    ``loss_csv`` receives the loss curve for ``dvc plots``.
     """
     cfg = params.train
     generator = seed_everything(params.seed)
@@ -153,6 +176,7 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
     fingerprint = config_fingerprint(params, dataset_hash)
     start = _resume(ckpt_dir, fingerprint, model, optimizers, generator)
     batches = UnpairedBatches(photos, paintings, cfg.batch_size, generator)
+    curve = LossCurve(loss_csv, start)
     model.train()
 
     losses: dict[str, float] = {}
@@ -162,6 +186,7 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
         losses = train_step(model, optimizers, real_a, real_b, generator)
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4f}" for k, v in losses.items()))
+            curve.add(step, losses)
             if run:
                 run.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step=step)
         if run and (step % cfg.sample_every == 0 or step == cfg.steps):

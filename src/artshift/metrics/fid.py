@@ -1,8 +1,15 @@
 """Fréchet distance between two Gaussians fitted to feature sets (the "F" of FID).
 
-Pure functions of arrays, following the numerics of Heusel et al. (2017) as pytorch-fid
-implements them: ``sqrtm`` of the covariance product, a small diagonal offset when that
-product is singular, and a check that the imaginary part is numerical noise.
+Pure functions of arrays. d² = |mu1 - mu2|² + Tr(S1 + S2 - 2 (S1 S2)^½). Only the trace of the
+matrix square root is needed, and two ways to get it are offered:
+
+- ``sqrtm``: pytorch-fid's numerics exactly — ``scipy.linalg.sqrtm`` of the product, a small
+  diagonal offset when that product is singular, and a check that any imaginary part is noise.
+  About 14 s for 2048-d features on 2 CPU cores.
+- ``eigh`` (default): the eigenvalues of S1 S2 equal those of the symmetric PSD matrix
+  S1^½ S2 S1^½, so the trace is Σ √λ from two symmetric eigendecompositions: the same number
+  (agreement with pytorch-fid ~1e-7 relative, tested) about ten times faster, with no complex
+  arithmetic to check.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ import warnings
 
 import numpy as np
 from scipy import linalg
+
+METHODS = ("eigh", "sqrtm")
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -21,6 +30,13 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def _trace_sqrt_eigh(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    values, vectors = linalg.eigh(sigma1)
+    root1 = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    product_eigenvalues = linalg.eigvalsh(root1 @ sigma2 @ root1)
+    return float(np.sqrt(np.clip(product_eigenvalues, 0, None)).sum())
+
+
 def _sqrtm(matrix: np.ndarray) -> np.ndarray:
     # A singular product is expected with few samples and handled by the caller.
     with warnings.catch_warnings():
@@ -28,14 +44,7 @@ def _sqrtm(matrix: np.ndarray) -> np.ndarray:
         return linalg.sqrtm(matrix)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-    """d² = |mu1 - mu2|² + Tr(S1 + S2 - 2 (S1 S2)^½) between N(mu1, S1) and N(mu2, S2)."""
-    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
-        raise ValueError(f"shape mismatch: means {mu1.shape} vs {mu2.shape}, covariances {sigma1.shape} vs {sigma2.shape}")
-    diff = mu1 - mu2
+def _trace_sqrt_sqrtm(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> float:
     covmean = _sqrtm(sigma1.dot(sigma2))
     if not np.isfinite(covmean).all():
         # Singular product (e.g. fewer samples than dimensions): regularise both sides.
@@ -45,9 +54,23 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"imaginary component {np.max(np.abs(covmean.imag)):.3g} in sqrtm is not numerical noise")
         covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    return float(np.trace(covmean))
 
 
-def fid_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6, method: str = "eigh") -> float:
+    """d² between N(mu1, sigma1) and N(mu2, sigma2); ``method`` picks how Tr (S1 S2)^½ is found."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"shape mismatch: means {mu1.shape} vs {mu2.shape}, covariances {sigma1.shape} vs {sigma2.shape}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    trace_sqrt = _trace_sqrt_eigh(sigma1, sigma2) if method == "eigh" else _trace_sqrt_sqrtm(sigma1, sigma2, eps)
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+
+
+def fid_from_features(features1: np.ndarray, features2: np.ndarray, method: str = "eigh") -> float:
     """FID between two (N, D) feature sets."""
-    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2))
+    return frechet_distance(*feature_statistics(features1), *feature_statistics(features2), method=method)

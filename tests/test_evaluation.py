@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artshift.config import EvaluateParams
+from artshift.evaluation import evaluate
+from artshift.metrics.features import FeatureExtractor
+from artshift.metrics.inception import random_state_dict
+from artshift.models.networks import ResnetGenerator
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for domain, base in (("photos", 70), ("paintings", 180)):
+            folder = tmp_path / "processed" / split / domain
+            folder.mkdir(parents=True)
+            for i in range(4):
+                pixels = np.clip(base + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{split}{domain}{i}.png")
+    return tmp_path / "processed"
+
+
+class CountingExtractor(FeatureExtractor):
+    calls = 0
+
+    def __call__(self, images, batch_size=16):
+        type(self).calls += 1
+        return super().__call__(images, batch_size)
+
+
+def test_report_has_every_method_and_metric_and_reuses_reference_cache(data_dir, tmp_path):
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=1)
+    extractor = CountingExtractor(random_state_dict(0), "inception-v3-random-init (test)")
+    cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4)
+    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    assert report["n_photos"] == 4 and report["n_paintings"] == 4 and report["resize"] == "pytorch-fid"
+    for name in ("model", "identity", "reinhard"):
+        assert set(report[name]) == {"fid", "kid_mean", "kid_std", "content"}
+        assert np.isfinite(list(report[name].values())).all()
+    assert report["identity"]["content"] == pytest.approx(1.0)
+    assert report["reinhard"]["content"] < 1.0
+    assert grid.size == (3 * 32 + 4 * 2, 4 * 32 + 5 * 2)  # photo | Reinhard | model, 4 rows
+    assert CountingExtractor.calls == 4  # paintings + three candidate sets
+    again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    assert CountingExtractor.calls == 7  # the paintings' features came from the cache
+    assert again["model"] == report["model"]
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
