@@ -59,6 +59,14 @@ def stylize_command(args: argparse.Namespace) -> None:
                             + (" ..." if len(failed) > 3 else ""))
 
 
+def serve_command(args: argparse.Namespace) -> None:
+    """Serve the model over HTTP until interrupted."""
+    from artshift.serve import serve
+
+    serve(args.model, args.host, args.port, max_body_bytes=int(args.max_body_mb * 2**20),
+          concurrency=args.concurrency, queue=args.queue, threads=args.threads)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per action."""
     parser = argparse.ArgumentParser(prog="artshift", description=__doc__.splitlines()[0])
@@ -70,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
+
+    serve = commands.add_parser("serve", help="HTTP service with an upload page")
+    serve.add_argument("--model", default=DEFAULT_MODEL, help=f"ONNX generator (default {DEFAULT_MODEL})")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest accepted upload")
+    serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time")
+    serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
+    serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    serve.set_defaults(handler=serve_command)
     return parser
 
 

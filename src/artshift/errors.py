@@ -20,6 +20,10 @@ class ImageError(ArtShiftError):
     """One image cannot be decoded; the message says why."""
 
 
+class ImageTooLarge(ImageError):
+    """An image above the pixel limit: a possible decompression bomb."""
+
+
 def run_main(main, *args) -> int:
     """Run ``main(*args)`` and turn failures into one stderr line plus an exit code.
 

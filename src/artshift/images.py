@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from artshift.errors import ImageError
+from artshift.errors import ImageError, ImageTooLarge
 from artshift.files import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
@@ -68,7 +68,7 @@ def _decode(handle: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not a supported image (expected {', '.join(DECODE_FORMATS)})") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{name}: image too large, refusing a possible decompression bomb") from None
+        raise ImageTooLarge(f"{name}: image too large, refusing a possible decompression bomb") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data
         raise ImageError(f"{name}: {_describe_failure(exc)}") from None
     return to_rgb(upright)
@@ -80,7 +80,7 @@ def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
     if width <= 0 or height <= 0:
         raise ImageError(f"{name}: image has zero size ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(f"{name}: image too large ({width}x{height} = {width * height} pixels, "
+        raise ImageTooLarge(f"{name}: image too large ({width}x{height} = {width * height} pixels, "
                          f"limit {max_pixels}), refusing a possible decompression bomb")
 
 
