@@ -6,7 +6,7 @@ from pathlib import Path
 from artshift import tracking
 from artshift.config import load_params
 from artshift.data.sources import fetch_dataset
-from artshift.errors import run_main
+from artshift.stage import run_stage
 
 RAW_DIR = Path("data/raw")
 
@@ -21,4 +21,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_stage("download", main))

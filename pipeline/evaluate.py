@@ -5,12 +5,12 @@ from pathlib import Path
 
 from artshift import checkpoint, tracking
 from artshift.config import load_params
-from artshift.errors import run_main
 from artshift.evaluation import evaluate
 from artshift.files import write_json
 from artshift.images import save_image
 from artshift.metrics.inception import RANDOM_INIT_LABEL
 from artshift.metrics.weights import load_feature_extractor
+from artshift.stage import run_stage
 
 PROCESSED_DIR, FEATURE_CACHE = Path("data/processed"), Path("data/cache/features")
 GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
@@ -38,4 +38,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_stage("evaluate", main))

@@ -5,10 +5,11 @@ from pathlib import Path
 
 from artshift import checkpoint, tracking
 from artshift.config import load_params
-from artshift.errors import ArtShiftError, run_main
+from artshift.errors import ArtShiftError
 from artshift.export import export_generator, parity
 from artshift.files import write_json
 from artshift.log import get_logger
+from artshift.stage import run_stage
 
 GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
 ONNX_PATH, EXPORT_JSON = Path("models/generator.onnx"), Path("metrics/export.json")
@@ -35,4 +36,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_stage("export", main))

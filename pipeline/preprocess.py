@@ -6,7 +6,7 @@ from pathlib import Path
 from artshift import tracking
 from artshift.config import load_params
 from artshift.data.prepare import prepare_dataset
-from artshift.errors import run_main
+from artshift.stage import run_stage
 
 RAW_DIR, PROCESSED_DIR = Path("data/raw"), Path("data/processed")
 
@@ -23,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_stage("preprocess", main))

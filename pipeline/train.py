@@ -5,8 +5,8 @@ from pathlib import Path
 
 from artshift import tracking
 from artshift.config import load_params
-from artshift.errors import run_main
 from artshift.files import sha256_file
+from artshift.stage import run_stage
 from artshift.train import train
 
 PROCESSED_DIR, MODELS_DIR, LOSS_CSV = Path("data/processed"), Path("models"), Path("reports/train_loss.csv")
@@ -28,4 +28,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_main(main))
+    sys.exit(run_stage("train", main))

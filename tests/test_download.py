@@ -1,11 +1,14 @@
-"""The url/local sources against a real HTTP server on 127.0.0.1."""
+"""The url and local sources, against a real HTTP server on 127.0.0.1."""
 
 import hashlib
 import io
+import json
+import stat
 import tarfile
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -16,42 +19,59 @@ from artshift.data.sources import download_file, fetch_dataset
 from artshift.errors import DataError
 
 
-def _png() -> bytes:
+def _png(shade: int = 0) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 10, 10)).save(buffer, format="PNG")
+    Image.new("RGB", (8, 8), (200, shade, 10)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
+        for name, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, target)
     return buffer.getvalue()
 
 
-def _tar(members: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+def _tar(members: dict[str, bytes], links: dict[str, tuple[bytes, str]] | None = None) -> bytes:
+    """A tar.gz of ``members`` plus ``links``: name -> (tar type, link target)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
+        for name, (kind, target) in (links or {}).items():
             info = tarfile.TarInfo(name)
-            info.type, info.linkname = tarfile.SYMTYPE, target
+            info.type, info.linkname = kind, target
             tf.addfile(info)
     return buffer.getvalue()
 
 
-GOOD = {"set/photos/a.png": _png(), "set/photos/b.png": _png(), "set/paintings/p.png": _png()}
+GOOD = {"set/photos/a.png": _png(1), "set/photos/b.png": _png(2), "set/paintings/p.png": _png(3)}
 
 
 class Server:
-    """Serves ``files`` with Range support; ``drop_first`` cuts the first response in half."""
+    """Serves ``files`` over HTTP/1.0 and records each request's (path, Range header).
 
-    def __init__(self, files: dict[str, bytes], drop_first: bool = False):
-        self.files, self.drop_first, self.requests = files, drop_first, []
+    ``ranges``: honour ``Range: bytes=N-`` with a 206; ``drop_first``: announce the full length
+    but send half the body on the first request, then close; ``fail_first``: answer the first
+    request with this status.
+    """
+
+    def __init__(self, files: dict[str, bytes], ranges: bool = True, drop_first: bool = False,
+                 fail_first: int | None = None):
+        self.files, self.ranges, self.drop_first, self.fail_first = files, ranges, drop_first, fail_first
+        self.requests: list[tuple[str, str | None]] = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -59,34 +79,32 @@ class Server:
                 pass
 
             def do_GET(self):
-                server.requests.append(self.headers.get("Range"))
+                server.requests.append((self.path, self.headers.get("Range")))
                 data = server.files.get(self.path)
-                if data is None:
-                    self.send_error(404)
+                if server.fail_first or data is None:
+                    self.send_error(server.fail_first or 404)
+                    server.fail_first = None
                     return
-                start = 0
-                if self.headers.get("Range"):
-                    start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
+                start = self._send_headers(data)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
                 if server.drop_first:
                     server.drop_first = False
-                    self.wfile.write(body[: len(body) // 2])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
+                    body = body[: len(body) // 2]
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+            def _send_headers(self, data: bytes) -> int:
+                header = self.headers.get("Range")
+                start = int(header.removeprefix("bytes=").split("-")[0]) if header and server.ranges else 0
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                return start
 
-    def close(self):
+        return Handler
+
+    def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -104,93 +122,175 @@ def serve():
         server.close()
 
 
-def _params(url, data, **extra):
-    return DownloadParams(source="url", url=url, sha256=hashlib.sha256(data).hexdigest(), retries=3, **extra)
-
-
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch):
-    real = sources.download_file
-    monkeypatch.setattr(sources, "download_file", lambda *a, **k: real(*a, **{**k, "backoff_s": 0.0}))
+    monkeypatch.setattr(sources, "BACKOFF_S", 0.0)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _url_params(url: str, data: bytes, **extra) -> DownloadParams:
+    return DownloadParams(source="url", url=url, sha256=_sha(data), retries=2, **extra)
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_url_archive_with_top_folder(serve, tmp_path, kind):
-    data = _zip(GOOD) if kind == "zip" else _tar(GOOD)
+    junk = {"set/photos/readme.txt": b"hi", "set/photos/.DS_Store": b"x", "__MACOSX/set/._a.png": b"x"}
+    data = (_zip if kind == "zip" else _tar)({**GOOD, **junk})
     server = serve({f"/set.{kind}": data})
-    manifest = fetch_dataset(_params(f"{server.url}/set.{kind}", data), 0, tmp_path / "raw", tmp_path / "dl")
-    assert manifest["counts"] == {"photos": 2, "paintings": 1}
-    assert manifest["archive_sha256"] == hashlib.sha256(data).hexdigest()
-    assert (tmp_path / "raw" / "photos" / "a.png").read_bytes() == _png()
+    summary = fetch_dataset(_url_params(f"{server.url}/set.{kind}", data), 0, tmp_path / "raw", tmp_path / "dl")
+    assert summary == {"source": "url", "counts": {"photos": 2, "paintings": 1}, "paintings_synthetic": False,
+                       "archive_sha256": _sha(data), "dataset_sha256": summary["dataset_sha256"]}
+    assert _tree(tmp_path / "raw") == ["manifest.json", "paintings/p.png", "photos/a.png", "photos/b.png"]
+    assert (tmp_path / "raw" / "photos" / "a.png").read_bytes() == GOOD["set/photos/a.png"]
+    manifest = json.loads((tmp_path / "raw" / "manifest.json").read_text())
+    assert manifest["skipped_files"] == 2 and manifest["photo_sources"] == [f"{server.url}/set.{kind}"]
+    (cached,) = (tmp_path / "dl").iterdir()
+    assert cached.name.endswith(f"-set.{kind}") and cached.read_bytes() == data
+
+
+def test_cached_archive_is_reused(serve, tmp_path):
+    data = _zip(GOOD)
+    server = serve({"/set.zip": data})
+    params = _url_params(f"{server.url}/set.zip", data)
+    first = fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")
+    second = fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")
+    assert len(server.requests) == 1 and first == second
 
 
 def test_dropped_connection_is_resumed_with_range(serve, tmp_path):
-    data = _zip({**GOOD, "set/photos/big.bin": bytes(range(256)) * 2000})  # > several read chunks
+    data = _zip({**GOOD, "set/photos/big.bin": bytes(range(256)) * 2000})  # several read chunks
     server = serve({"/set.zip": data}, drop_first=True)
-    path = download_file(f"{server.url}/set.zip", tmp_path / "set.zip", hashlib.sha256(data).hexdigest(),
-                         retries=2, backoff_s=0.0)
-    assert path.read_bytes() == data
-    assert server.requests[0] is None and len(server.requests) == 2
-    resumed_at = int(server.requests[1].removeprefix("bytes=").rstrip("-"))
-    assert 0 < resumed_at <= len(data) // 2
+    path = download_file(f"{server.url}/set.zip", tmp_path / "set.zip", _sha(data), retries=2, backoff_s=0.0)
+    assert _sha(path.read_bytes()) == _sha(data)
+    (first, no_range), (second, resume) = server.requests
+    assert no_range is None and resume.startswith("bytes=")
+    assert 0 < int(resume.removeprefix("bytes=").rstrip("-")) <= len(data) // 2  # resumed, not restarted
     assert not (tmp_path / "set.zip.part").exists()
 
 
-def test_sha256_mismatch_extracts_nothing(serve, tmp_path):
+def test_server_ignoring_range_restarts_from_zero(serve, tmp_path):
     data = _zip(GOOD)
-    server = serve({"/set.zip": data})
+    (tmp_path / "set.zip.part").write_bytes(b"stale partial bytes")
+    server = serve({"/set.zip": data}, ranges=False)
+    path = download_file(f"{server.url}/set.zip", tmp_path / "set.zip", _sha(data), retries=0)
+    assert path.read_bytes() == data and server.requests[0][1] == "bytes=19-"
+
+
+def test_server_error_is_retried(serve, tmp_path):
+    data = _zip(GOOD)
+    server = serve({"/set.zip": data}, fail_first=503)
+    download_file(f"{server.url}/set.zip", tmp_path / "set.zip", _sha(data), retries=1)
+    assert len(server.requests) == 2
+
+
+def test_sha256_mismatch_extracts_nothing_and_keeps_old_data(serve, tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "old.txt").write_text("previous data set")
+    server = serve({"/set.zip": _zip(GOOD)})
     params = DownloadParams(source="url", url=f"{server.url}/set.zip", sha256="0" * 64)
-    with pytest.raises(DataError, match="sha256 mismatch: expected 0000"):
+    with pytest.raises(DataError, match="sha256 mismatch: expected 0{64}, got [0-9a-f]{64}$"):
         fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")
-    assert not (tmp_path / "raw").exists()
-    assert list((tmp_path / "dl").iterdir()) == []
+    assert _tree(tmp_path / "raw") == ["old.txt"]
+    assert list((tmp_path / "dl").iterdir()) == []  # the bad download is gone
+
+
+SYM, HARD = tarfile.SYMTYPE, tarfile.LNKTYPE
 
 
 @pytest.mark.parametrize(
     ("archive", "reason"),
     [
-        (_zip({**GOOD, "../evil.png": b"x"}), "'..' in path"),
-        (_zip({**GOOD, "/etc/evil.png": b"x"}), "absolute path"),
-        (_tar(GOOD, links={"set/photos/link.png": "../../../etc/passwd"}), "leaves the target folder"),
+        (_zip({**GOOD, "../evil.png": b"x"}), "'../evil.png': '..' in path"),
+        (_zip({**GOOD, "set/photos/../../../evil.png": b"x"}), "'..' in path"),
+        (_zip({**GOOD, "/tmp/evil.png": b"x"}), "'/tmp/evil.png': absolute path"),
+        (_tar({**GOOD, "/tmp/evil.png": b"x"}), "absolute path"),
+        (_tar(GOOD, {"set/photos/link.png": (SYM, "../../../etc/passwd")}), "'set/photos/link.png': link to"),
+        (_tar(GOOD, {"set/photos/link.png": (SYM, "/etc/passwd")}), "leaves the target folder"),
+        (_tar(GOOD, {"set/photos/hard.png": (HARD, "../outside.png")}), "leaves the target folder"),
+        (_zip(GOOD, symlinks={"set/photos/link.png": "../../.."}), "leaves the target folder"),
+        (_tar(GOOD, {"set/photos/tty": (tarfile.CHRTYPE, "")}), "'set/photos/tty': device or special file"),
+        (b"not an archive at all", "not a zip or tar archive"),
     ],
 )
-def test_unsafe_archives_are_refused(serve, tmp_path, archive, reason):
-    server = serve({"/bad.tar.gz": archive})
+def test_unsafe_or_bad_archives_are_refused(serve, tmp_path, archive, reason):
+    server = serve({"/bad": archive})
     with pytest.raises(DataError, match=reason):
-        fetch_dataset(_params(f"{server.url}/bad.tar.gz", archive), 0, tmp_path / "raw", tmp_path / "dl")
-    assert not (tmp_path / "raw").exists() and not (tmp_path / "etc").exists()
+        fetch_dataset(_url_params(f"{server.url}/bad", archive), 0, tmp_path / "out" / "raw", tmp_path / "dl")
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not any(p.name.startswith(("evil", "outside")) for p in tmp_path.rglob("*"))
 
 
-def test_404_is_one_line_error(serve, tmp_path):
+def test_links_inside_the_archive_become_copies(tmp_path):
+    links = {"set/photos/sym.png": (SYM, "a.png"), "set/paintings/hard.png": (HARD, "set/photos/b.png")}
+    archive = tmp_path / "set.tar.gz"
+    archive.write_bytes(_tar(GOOD, links))
+    fetch_dataset(DownloadParams(source="local", path=str(archive)), 0, tmp_path / "raw")
+    raw = tmp_path / "raw"
+    assert (raw / "photos" / "sym.png").read_bytes() == GOOD["set/photos/a.png"]
+    assert (raw / "paintings" / "hard.png").read_bytes() == GOOD["set/photos/b.png"]
+    assert not any(p.is_symlink() for p in raw.rglob("*"))
+
+
+def test_404_is_one_line_error_without_retries(serve, tmp_path):
     server = serve({})
     with pytest.raises(DataError) as excinfo:
-        download_file(f"{server.url}/missing.zip", tmp_path / "m.zip", retries=2, backoff_s=0.0)
-    assert str(excinfo.value) == f"download {server.url}/missing.zip: HTTP 404"
-    assert len(server.requests) == 1  # a 404 is not retried
+        download_file(f"{server.url}/missing.zip", tmp_path / "m.zip", retries=3)
+    assert str(excinfo.value) == f"download {server.url}/missing.zip: HTTP 404 Not Found"
+    assert len(server.requests) == 1  # a 404 will not change: no retries
 
 
 def test_unreachable_server_fails_after_retries(tmp_path):
-    with pytest.raises(DataError, match="after 2 attempts"):
-        download_file("http://127.0.0.1:9/nothing.zip", tmp_path / "n.zip", retries=1, backoff_s=0.0, timeout_s=2)
+    with pytest.raises(DataError, match=r"^download http://127.0.0.1:9/x.zip: .*gave up after 2 attempts\)$"):
+        download_file("http://127.0.0.1:9/x.zip", tmp_path / "x.zip", retries=1, timeout_s=2)
 
 
-def test_missing_paintings_folder(serve, tmp_path):
-    data = _zip({"photos/a.png": _png()})
+@pytest.mark.parametrize("prefix", ["", "top/"])
+def test_missing_paintings_folder(serve, tmp_path, prefix):
+    data = _zip({f"{prefix}photos/a.png": _png()})
     server = serve({"/set.zip": data})
-    with pytest.raises(DataError, match="missing paintings"):
-        fetch_dataset(_params(f"{server.url}/set.zip", data), 0, tmp_path / "raw", tmp_path / "dl")
+    with pytest.raises(DataError, match=r"missing paintings/ \("):
+        fetch_dataset(_url_params(f"{server.url}/set.zip", data), 0, tmp_path / "raw", tmp_path / "dl")
 
 
-def test_local_folder_and_archive(tmp_path):
+def test_local_folder(tmp_path):
     folder = tmp_path / "mine"
-    for name, data in {"photos/x.png": _png(), "paintings/y.png": _png(), "paintings/z.png": _png()}.items():
+    for name, data in {"photos/x.png": _png(1), "paintings/y.jpg": _png(2), "paintings/sub/z.png": _png(3)}.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    manifest = fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw1")
-    assert manifest["counts"] == {"photos": 1, "paintings": 2}
+    summary = fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw")
+    assert summary["counts"] == {"photos": 1, "paintings": 2} and "archive_sha256" not in summary
+    assert (tmp_path / "raw" / "paintings" / "sub" / "z.png").read_bytes() == _png(3)
+    assert not (tmp_path / "downloads").exists()
+
+
+def test_local_archive_is_verified_and_never_deleted(tmp_path):
+    data = _tar(GOOD)
     archive = tmp_path / "set.tar.gz"
-    archive.write_bytes(_tar(GOOD))
-    manifest = fetch_dataset(DownloadParams(source="local", path=str(archive)), 0, tmp_path / "raw2")
-    assert manifest["counts"] == {"photos": 2, "paintings": 1}
-    with pytest.raises(DataError, match="does not exist"):
-        fetch_dataset(DownloadParams(source="local", path=str(tmp_path / "nope")), 0, tmp_path / "raw3")
+    archive.write_bytes(data)
+    summary = fetch_dataset(DownloadParams(source="local", path=str(archive), sha256=_sha(data)), 0, tmp_path / "raw")
+    assert summary["counts"] == {"photos": 2, "paintings": 1} and summary["archive_sha256"] == _sha(data)
+    with pytest.raises(DataError, match="sha256 mismatch"):
+        fetch_dataset(DownloadParams(source="local", path=str(archive), sha256="1" * 64), 0, tmp_path / "raw2")
+    assert archive.read_bytes() == data and not (tmp_path / "raw2").exists()
+
+
+def test_local_path_must_exist(tmp_path):
+    with pytest.raises(DataError, match="download.path: .*nope does not exist"):
+        fetch_dataset(DownloadParams(source="local", path=str(tmp_path / "nope")), 0, tmp_path / "raw")
+
+
+def test_empty_domain_is_refused(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "photos").mkdir(parents=True)
+    (folder / "paintings").mkdir()
+    (folder / "photos" / "x.png").write_bytes(_png())
+    (folder / "paintings" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match="no image files in paintings/"):
+        fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw")

@@ -41,10 +41,31 @@ def _reflect_pad(array: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int
     return array, height, width
 
 
-class Stylizer:
-    """An ONNX generator ready to repaint images: PIL in, PIL of the same size out."""
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` shared."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0):
+
+def blend_weights(length: int, overlap: int) -> np.ndarray:
+    """1-D weights rising linearly over ``overlap`` pixels at both ends, 1 in between (never 0)."""
+    index = np.arange(length, dtype=np.float32)
+    ramp = np.minimum(index + 1, length - index) / (overlap + 1)
+    return np.minimum(ramp, 1.0)
+
+
+class Stylizer:
+    """An ONNX generator ready to repaint images: PIL in, PIL of the same size out.
+
+    Images with a side above ``tile`` are processed in overlapping ``tile``-sized tiles whose
+    overlaps are cross-faded, so memory stays bounded whatever the input size.
+    """
+
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0,
+                 tile: int = 1024, overlap: int = 64):
         import onnxruntime as ort
 
         model_path = Path(model_path)
@@ -58,6 +79,9 @@ class Stylizer:
             self.session = ort.InferenceSession(str(model_path), options, providers=providers or PREFERRED_PROVIDERS)
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ArtShiftError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
+        if not 0 <= overlap < tile // 2:
+            raise ArtShiftError(f"tile overlap must be in [0, tile/2), got overlap {overlap} for tile {tile}")
+        self.tile, self.overlap = tile, overlap
         meta = self.session.get_modelmeta().custom_metadata_map
         self.size_multiple = int(meta.get("size_multiple", "4"))
         self.metadata = meta
@@ -74,9 +98,26 @@ class Stylizer:
         (out,) = self.session.run(None, {self.input_name: padded})
         return out[:, :, :height, :width]
 
+    def run_tiled(self, image: np.ndarray) -> np.ndarray:
+        """(3, H, W) in [-1, 1] → same shape, tile by tile with cross-faded overlaps."""
+        _, height, width = image.shape
+        tile_h, tile_w = min(self.tile, height), min(self.tile, width)
+        out = np.zeros(image.shape, dtype=np.float32)
+        total = np.zeros((height, width), dtype=np.float32)
+        weight = np.outer(blend_weights(tile_h, self.overlap), blend_weights(tile_w, self.overlap))
+        for top in tile_starts(height, tile_h, self.overlap):
+            for left in tile_starts(width, tile_w, self.overlap):
+                window = (slice(top, top + tile_h), slice(left, left + tile_w))
+                out[(slice(None), *window)] += self.run_array(image[None, :, window[0], window[1]])[0] * weight
+                total[window] += weight
+        return out / total
+
     def stylize(self, image: Image.Image) -> Image.Image:
         """Repaint one RGB image; the result has the input's width and height."""
-        array = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
-        out = self.run_array(array)[0]
+        array = np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+        if max(array.shape[1:]) > self.tile:
+            out = self.run_tiled(array)
+        else:
+            out = self.run_array(array[None])[0]
         pixels = np.clip((out.transpose(1, 2, 0) + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
         return Image.fromarray(pixels)
