@@ -1,38 +1,64 @@
-"""Stage export: the generator as one ONNX file, checked for parity with PyTorch."""
+"""Stage export: the generator as ONNX (fp32, fp16, int8), checked, scored and registered."""
 
 import sys
 from pathlib import Path
 
 from artshift import checkpoint, tracking
 from artshift.config import load_params
+from artshift.data.dataset import load_folder
 from artshift.errors import ArtShiftError
-from artshift.export import export_generator, parity
+from artshift.evaluation import score_onnx_models
+from artshift.export import export_fp16, export_generator, export_int8, parity
 from artshift.files import write_json
 from artshift.log import get_logger
+from artshift.metrics.weights import load_feature_extractor
 from artshift.stage import run_stage
 
+PROCESSED_DIR, FEATURE_CACHE = Path("data/processed"), Path("data/cache/features")
 GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
-ONNX_PATH, EXPORT_JSON = Path("models/generator.onnx"), Path("metrics/export.json")
+ONNX_PATHS = {"fp32": Path("models/generator.onnx"), "fp16": Path("models/generator.fp16.onnx"),
+              "int8": Path("models/generator.int8.onnx")}
+EXPORT_JSON = Path("metrics/export.json")
 PARITY_SIZES = [(64, 96), (128, 128)]
 log = get_logger("export")
 
 
 def main() -> None:
     params = load_params()
+    cfg = params.export
     generator, record = checkpoint.load_generator(GENERATOR)
     run = tracking.open_run(RUN_REF)
     metadata = {"run_id": run.run_id, "method": record.get("method", "cut"),
                 "train_image_size": str(record.get("image_size", ""))}
-    export_generator(generator, ONNX_PATH, params.export.opset, metadata)
-    max_diff = parity(generator, ONNX_PATH, PARITY_SIZES, seed=params.seed)
-    log.info("parity vs PyTorch: max abs diff %.2e (limit %.0e)", max_diff, params.export.parity_atol)
-    if max_diff > params.export.parity_atol:
-        ONNX_PATH.unlink()
-        raise ArtShiftError(f"export: ONNX output differs from PyTorch by {max_diff:.2e} > export.parity_atol")
-    write_json(EXPORT_JSON, {"fp32": {"max_abs_diff": max_diff}, "opset": params.export.opset})
-    run.log_params({"export": params.export.model_dump()})
-    run.log_metrics({"export/fp32_max_abs_diff": max_diff})
-    run.log_artifact(ONNX_PATH, "onnx")
+    export_generator(generator, ONNX_PATHS["fp32"], cfg.opset, metadata)
+    export_fp16(ONNX_PATHS["fp32"], ONNX_PATHS["fp16"])
+    calibration = load_folder(PROCESSED_DIR / "train" / "photos", limit=cfg.calibration_images).numpy()
+    export_int8(ONNX_PATHS["fp32"], ONNX_PATHS["int8"], calibration)
+    variants = ONNX_PATHS
+
+    report = {name: parity(generator, path, PARITY_SIZES, seed=params.seed) for name, path in variants.items()}
+    for name, diffs in report.items():
+        log.info("%s vs PyTorch: max abs diff %.2e, mean %.2e", name, diffs["max_abs_diff"], diffs["mean_abs_diff"])
+    if report["fp32"]["max_abs_diff"] > cfg.parity_atol:
+        raise ArtShiftError(f"export: fp32 ONNX differs from PyTorch by {report['fp32']['max_abs_diff']:.2e} "
+                            f"> export.parity_atol")
+    extractor = load_feature_extractor(params.evaluate.inception_weights, params.evaluate.resize, params.seed)
+    scores = score_onnx_models(variants, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE)
+    for name, values in scores.items():
+        report[name] |= {"kid_mean": values["kid_mean"], "content": values["content"],
+                         "kid_change_vs_fp32": values["kid_mean"] - scores["fp32"]["kid_mean"],
+                         "content_change_vs_fp32": values["content"] - scores["fp32"]["content"],
+                         "size_mb": variants[name].stat().st_size / 1e6}
+    write_json(EXPORT_JSON, {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})
+
+    run.log_params({"export": cfg.model_dump()})
+    run.log_metrics({f"export/{name}/{key}": value for name, values in report.items() for key, value in values.items()})
+    for path in variants.values():
+        run.log_artifact(path, "onnx")
+    if cfg.register_model:
+        example = load_folder(PROCESSED_DIR / "test" / "photos", limit=1).numpy()
+        version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example)
+        log.info("registered MLflow model %s version %s", tracking.REGISTERED_MODEL, version)
 
 
 if __name__ == "__main__":

@@ -57,3 +57,29 @@ def test_missing_input_and_model_are_one_line_errors(tmp_path, tiny_onnx, capsys
     Image.new("RGB", (20, 20)).save(image)
     assert main(["stylize", str(image), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "m.onnx")]) == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_globs_format_and_batches(photos, tmp_path, tiny_onnx, capsys):
+    for i in range(3):
+        Image.new("RGB", (30, 20), (10 * i, 50, 90)).save(photos / f"same{i}.png")
+    out = tmp_path / "out"
+    code = main(["stylize", str(photos / "same*.png"), str(photos / "a.png"), "--out", str(out),
+                 "--model", str(tiny_onnx), "--format", "jpeg", "--batch", "2"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "same0.jpg", "same1.jpg", "same2.jpg"]
+    assert all(Image.open(p).format == "JPEG" for p in out.iterdir())
+    assert Image.open(out / "same1.jpg").size == (30, 20)
+    assert main(["stylize", str(photos / "nothing*.png"), "--out", str(out), "--model", str(tiny_onnx)]) == 2
+    assert "matches no file" in capsys.readouterr().err
+
+
+def test_batched_and_single_runs_agree(tiny_onnx):
+    from artshift.inference import Stylizer
+
+    stylizer = Stylizer(tiny_onnx, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(3)
+    images = [Image.fromarray(rng.integers(0, 255, (24, 28, 3), dtype=np.uint8)) for _ in range(3)]
+    batched = stylizer.stylize_batch(images)
+    single = [stylizer.stylize(image) for image in images]
+    for a, b in zip(batched, single):
+        assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1

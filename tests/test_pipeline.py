@@ -74,7 +74,11 @@ def test_every_stage_writes_its_outputs(project):
     assert report["feature_extractor"].startswith("inception-v3-random-init")
     assert report["model"]["fid"] > 0 and report["identity"]["fid"] > 0
     assert Image.open(root / "reports/eval_grid.png").size[0] > 64
-    assert json.loads((root / "metrics/export.json").read_text())["fp32"]["max_abs_diff"] <= 1e-4
+    export = json.loads((root / "metrics/export.json").read_text())["variants"]
+    assert set(export) == {"fp32", "fp16", "int8"} and export["fp32"]["max_abs_diff"] <= 1e-4
+    assert all({"kid_change_vs_fp32", "content_change_vs_fp32", "mean_abs_diff"} <= set(v) for v in export.values())
+    for name in ("generator.fp16.onnx", "generator.int8.onnx"):
+        assert (root / "models" / name).is_file()
 
 
 def test_nothing_reruns_and_one_param_reruns_only_its_stage(project):
@@ -82,10 +86,10 @@ def test_nothing_reruns_and_one_param_reruns_only_its_stage(project):
     again = _run(["dvc", "repro"], root, env)
     assert "Running stage" not in again.stdout
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["evaluate"]["batch_size"] = 3
+    params["export"]["calibration_images"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = _run(["dvc", "status", "--json"], root, env)
-    assert set(json.loads(status.stdout)) == {"evaluate"}
+    assert set(json.loads(status.stdout)) == {"export"}
 
 
 def test_mlflow_run_holds_params_metrics_and_artifacts(project):
@@ -97,15 +101,28 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(project):
     run_id = json.loads((root / "models/run.json").read_text())["run_id"]
     run = client.get_run(run_id)
     assert run.data.params["train.steps"] == "4" and run.data.params["export.opset"] == "18"
-    for metric in ("loss/d", "loss/g_total", "loss/nce", "eval/model/fid_random_init",
-                   "eval/identity/fid_random_init", "export/fp32_max_abs_diff"):
+    for metric in ("loss/d", "loss/g_total", "loss/nce", "eval/model/fid_random_init", "eval/model/kid_mean_random_init",
+                   "eval/identity/fid_random_init", "eval/reinhard/content_random_init", "export/fp32/max_abs_diff",
+                   "export/int8/kid_change_vs_fp32"):
         assert metric in run.data.metrics, metric
     assert [m.step for m in client.get_metric_history(run_id, "loss/d")] == [2, 4]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     assert run.data.tags["git_commit"] == head
     assert len(run.data.tags["dataset_manifest_sha256"]) == 64
     artifacts = {a.path for folder in ("samples", "eval", "onnx") for a in client.list_artifacts(run_id, folder)}
-    assert {"samples/step_0000002.png", "eval/eval_grid.png", "eval/eval.json", "onnx/generator.onnx"} <= artifacts
+    assert {"samples/step_0000002.png", "eval/eval_grid.png", "eval/eval.json", "onnx/generator.onnx",
+            "onnx/generator.int8.onnx"} <= artifacts
+    versions = client.search_model_versions("name='artshift'")
+    assert [v.run_id for v in versions] == [run_id]
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        info = mlflow.models.get_model_info("models:/artshift/latest")
+    finally:
+        mlflow.set_tracking_uri(previous)
+    assert "onnx" in info.flavors and info.signature is not None
     data_runs = client.search_runs([client.get_experiment_by_name("artshift-data").experiment_id])
     assert {r.data.tags["stage"] for r in data_runs} == {"download", "preprocess"}
 
@@ -115,8 +132,8 @@ def test_cli_stylizes_test_photos_with_the_exported_model(project, tmp_path):
     photos = sorted((root / "data/raw/photos").iterdir())[:2]
     out = tmp_path / "out"
     result = subprocess.run(["artshift", "stylize", *map(str, photos), "--out", str(out),
-                             "--model", str(root / "models/generator.onnx")], env=env, capture_output=True, text=True)
+                             "--model", "models:/artshift/latest"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "CPUExecutionProvider" in result.stderr
+    assert "running models:/artshift/latest on CPUExecutionProvider" in result.stderr
     for photo in photos:
         assert Image.open(out / photo.name).size == Image.open(photo).size

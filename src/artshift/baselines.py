@@ -6,6 +6,8 @@ colours, not structure, so it shows how much of the FID gain is just the palette
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from skimage import color
@@ -29,5 +31,8 @@ def reinhard_transfer(images: torch.Tensor, target_mean: np.ndarray, target_std:
     mean = lab.mean(axis=(1, 2), keepdims=True)
     std = lab.std(axis=(1, 2), keepdims=True)
     matched = (lab - mean) / np.maximum(std, 1e-6) * target_std + target_mean
-    rgb = np.clip(color.lab2rgb(matched), 0, 1)
+    with warnings.catch_warnings():
+        # Matched colours can fall outside the sRGB gamut; clipping them is the intended fix.
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = np.clip(color.lab2rgb(matched), 0, 1)
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).float() * 2 - 1

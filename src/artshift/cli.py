@@ -1,4 +1,4 @@
-"""The ``artshift`` command: repaint photos with the exported ONNX generator.
+"""The ``artshift`` command: repaint photos with the exported ONNX generator, or serve it.
 
 Exit codes: 0 ok, 2 bad input or params, 1 other failure; errors are one line on stderr.
 """
@@ -6,64 +6,109 @@ Exit codes: 0 ok, 2 bad input or params, 1 other failure; errors are one line on
 from __future__ import annotations
 
 import argparse
+import glob
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from artshift.errors import ArtShiftError, run_main
 from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
+from artshift.inference import MODEL_URI_SCHEMES
 from artshift.log import progress
 
 DEFAULT_MODEL = "models/generator.onnx"
+FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to --out) pairs; folders are walked recursively."""
+    """(input file, output path relative to --out) pairs from files, folders (recursive) and globs."""
     pairs: list[tuple[Path, Path]] = []
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            pairs += [(p, p.relative_to(path)) for p in files]
+            pairs += [(p, p.relative_to(path)) for p in _folder_images(path)]
         elif path.is_file():
             pairs.append((path, Path(path.name)))
+        elif glob.has_magic(name):
+            matches = sorted(Path(m) for m in glob.glob(name, recursive=True) if Path(m).is_file())
+            if not matches:
+                raise ArtShiftError(f"{name}: the pattern matches no file")
+            pairs += [(m, Path(m.name)) for m in matches]
         else:
             raise ArtShiftError(f"{path}: no such file or folder")
     return pairs
 
 
-def stylize_command(args: argparse.Namespace) -> None:
-    """Repaint every input image into ``--out``, one output per input, same size and format."""
-    from artshift.inference import Stylizer
+def _output_path(out_dir: Path, relative: Path, fmt: str) -> Path:
+    """Where an output goes: same relative name, suffix changed only when --format asks."""
+    target = out_dir / relative
+    return target if fmt == "keep" else target.with_suffix(FORMAT_SUFFIXES[fmt])
 
-    pairs = collect_inputs(args.inputs)
-    stylizer = Stylizer(args.model, threads=args.threads)
-    print(f"running {args.model} on {stylizer.provider}", file=sys.stderr)
-    done, failed, existing = 0, [], 0
-    for source, relative in progress(pairs, desc="stylize"):
-        target = Path(args.out) / relative
-        if target.exists() and not args.force:
-            print(f"skip {source}: {target} exists (use --force to overwrite)", file=sys.stderr)
-            existing += 1
-            continue
+
+def _load_batches(jobs: list[tuple[Path, Path]], size: int, failed: list[Path]) -> Iterator[list]:
+    """Consecutive (source, target, image) triples of equal image size, at most ``size`` long."""
+    batch: list = []
+    for source, target in jobs:
         try:
             image = load_rgb(source)
         except ArtShiftError as exc:
             print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
             failed.append(source)
             continue
-        save_image(stylizer.stylize(image), target)
-        done += 1
+        if batch and (len(batch) == size or batch[0][2].size != image.size):
+            yield batch
+            batch = []
+        batch.append((source, target, image))
+    if batch:
+        yield batch
+
+
+def stylize_command(args: argparse.Namespace) -> None:
+    """Repaint every input image into ``--out``: one output per input, same size, same format."""
+    from artshift.inference import Stylizer
+
+    pairs = collect_inputs(args.inputs)
+    stylizer = Stylizer(resolve_model(args.model), threads=args.threads, tile=args.tile)
+    print(f"running {args.model} on {stylizer.provider}", file=sys.stderr)
+    jobs, existing = [], 0
+    for source, relative in pairs:
+        target = _output_path(Path(args.out), relative, args.format)
+        if target.exists() and not args.force:
+            print(f"skip {source}: {target} exists (use --force to overwrite)", file=sys.stderr)
+            existing += 1
+        else:
+            jobs.append((source, target))
+    done, failed = 0, []
+    with progress(total=len(jobs), desc="stylize") as bar:
+        for batch in _load_batches(jobs, args.batch, failed):
+            for (_, target, _), result in zip(batch, stylizer.stylize_batch([image for _, _, image in batch])):
+                save_image(result, target)
+            done += len(batch)
+            bar.update(len(batch))
     print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable", file=sys.stderr)
     if failed:
         raise ArtShiftError(f"{len(failed)} input(s) could not be read: {', '.join(map(str, failed[:3]))}"
                             + (" ..." if len(failed) > 3 else ""))
 
 
+def resolve_model(model: str) -> Path:
+    """A local ONNX file for ``--model``: a path, or an MLflow URI like ``models:/artshift/latest``."""
+    if model.startswith(MODEL_URI_SCHEMES):
+        from artshift.tracking import resolve_model as from_mlflow
+
+        return from_mlflow(model)
+    return Path(model)
+
+
 def serve_command(args: argparse.Namespace) -> None:
     """Serve the model over HTTP until interrupted."""
     from artshift.serve import serve
 
-    serve(args.model, args.host, args.port, max_body_bytes=int(args.max_body_mb * 2**20),
+    serve(resolve_model(args.model), args.host, args.port, max_body_bytes=int(args.max_body_mb * 2**20),
           concurrency=args.concurrency, queue=args.queue, threads=args.threads)
 
 
@@ -71,16 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per action."""
     parser = argparse.ArgumentParser(prog="artshift", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    model_help = f"ONNX file or MLflow URI such as models:/artshift/latest (default {DEFAULT_MODEL})"
+
     stylize = commands.add_parser("stylize", help="repaint photos in the learned abstract style")
-    stylize.add_argument("inputs", nargs="+", help="image files or folders")
+    stylize.add_argument("inputs", nargs="+", help="image files, folders (recursive) or glob patterns")
     stylize.add_argument("--out", required=True, help="output folder")
-    stylize.add_argument("--model", default=DEFAULT_MODEL, help=f"ONNX generator (default {DEFAULT_MODEL})")
+    stylize.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
+    stylize.add_argument("--format", choices=["keep", *FORMAT_SUFFIXES], default="keep",
+                         help="output format (default: keep each input's format)")
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    stylize.add_argument("--batch", type=int, default=4, help="same-sized images run together (default 4)")
+    stylize.add_argument("--tile", type=int, default=1024,
+                         help="images larger than this are processed in overlapping tiles (bounded memory)")
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
 
     serve = commands.add_parser("serve", help="HTTP service with an upload page")
-    serve.add_argument("--model", default=DEFAULT_MODEL, help=f"ONNX generator (default {DEFAULT_MODEL})")
+    serve.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest accepted upload")

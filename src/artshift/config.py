@@ -82,6 +82,8 @@ class EvaluateParams(_Section):
 class ExportParams(_Section):
     opset: int = Field(18, ge=17, le=23)
     parity_atol: float = Field(1e-4, gt=0)
+    calibration_images: int = Field(16, ge=1)
+    register_model: bool = True
 
 
 class Params(_Section):

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from artshift.baselines import lab_statistics, reinhard_transfer
 from artshift.config import EvaluateParams
 from artshift.data.dataset import image_files, load_folder
+from artshift.inference import Stylizer
 from artshift.log import get_logger
 from artshift.metrics.content import content_score
 from artshift.metrics.features import FeatureExtractor, cached
@@ -33,6 +35,14 @@ def translate(generator: torch.nn.Module, images: torch.Tensor, batch_size: int)
     return torch.cat([generator(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
+def reference_features(data_dir: Path, extractor: FeatureExtractor, batch_size: int, cache_dir: Path) -> np.ndarray:
+    """Features of the test paintings, cached: processed files are named by content hash, so
+    their names identify the reference set."""
+    folder = data_dir / "test" / "paintings"
+    key = [extractor.label, extractor.resize, *(p.name for p in image_files(folder))]
+    return cached(cache_dir, key, lambda: extractor(load_folder(folder), batch_size))
+
+
 def score(candidates: torch.Tensor, photos: torch.Tensor, reference, extractor: FeatureExtractor,
           cfg: EvaluateParams, seed: int) -> dict[str, float]:
     """FID, KID (mean ± std) and content of ``candidates`` (translations of ``photos``)."""
@@ -46,13 +56,9 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
              seed: int, cache_dir: Path) -> tuple[dict, Image.Image]:
     """The eval report and a grid (photo | Reinhard | model) of the first test photos."""
     photos = load_folder(data_dir / "test" / "photos")
-    paintings_dir = data_dir / "test" / "paintings"
-    paintings = load_folder(paintings_dir)
+    reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
     log.info("scoring %d test photos against %d test paintings (%s, resize %s)",
-             len(photos), len(paintings), extractor.label, extractor.resize)
-    # Processed files are named by content hash, so the names identify the reference set.
-    key = [extractor.label, extractor.resize, *(p.name for p in image_files(paintings_dir))]
-    reference = cached(cache_dir, key, lambda: extractor(paintings, cfg.batch_size))
+             len(photos), len(reference), extractor.label, extractor.resize)
 
     candidates = {
         "model": translate(generator, photos, cfg.batch_size),
@@ -60,9 +66,27 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
         "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(data_dir / "train" / "paintings"))),
     }
     report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
-                    "n_photos": len(photos), "n_paintings": len(paintings)}
+                    "n_photos": len(photos), "n_paintings": len(reference)}
     for name, images in candidates.items():
         report[name] = score(images, photos, reference, extractor, cfg, seed)
         log.info("%-8s FID %.3f  KID %.5f ± %.5f  content %.3f", name, *report[name].values())
     grid = side_by_side([photos[:GRID_ROWS], candidates["reinhard"][:GRID_ROWS], candidates["model"][:GRID_ROWS]])
     return report, grid
+
+
+def score_onnx_models(paths: dict[str, Path], data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
+                      seed: int, cache_dir: Path) -> dict[str, dict[str, float]]:
+    """FID/KID/content of each exported model (run by ONNX Runtime on the CPU) on the test photos.
+
+    Shows what a precision change (fp16, int8) costs in quality, measured like ``evaluate``.
+    """
+    photos = load_folder(data_dir / "test" / "photos")
+    reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
+    scores = {}
+    for name, path in paths.items():
+        stylizer = Stylizer(path, providers=["CPUExecutionProvider"])
+        outputs = np.concatenate([stylizer.run_array(photos[i:i + cfg.batch_size].numpy())
+                                  for i in range(0, len(photos), cfg.batch_size)])
+        scores[name] = score(torch.from_numpy(outputs), photos, reference, extractor, cfg, seed)
+        log.info("%-5s FID %.3f  KID %.5f ± %.5f  content %.3f", name, *scores[name].values())
+    return scores

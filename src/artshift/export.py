@@ -1,4 +1,4 @@
-"""Export the trained generator to one self-contained ONNX file and check it.
+"""Export the trained generator to self-contained ONNX files (fp32, fp16, int8) and check them.
 
 Dynamic batch, height and width (height and width must stay multiples of
 :data:`~artshift.models.networks.SIZE_MULTIPLE`; :mod:`artshift.inference` pads for that).
@@ -9,12 +9,17 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from artshift.files import save_with
 from artshift.log import get_logger
@@ -26,15 +31,19 @@ log = get_logger("export")
 
 @contextlib.contextmanager
 def _quiet_exporter():
-    """The dynamo exporter prints progress and warnings to stdout; keep the stage's log readable."""
+    """The exporter and the quantiser print progress and per-tensor warnings (to stdout and the
+    root logger); keep the stage's log to its own one-line-per-step messages."""
+    loggers = [logging.getLogger("torch.onnx"), logging.getLogger()]
+    levels = [logger.level for logger in loggers]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        previous = logging.getLogger("torch.onnx").level
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
         try:
             yield
         finally:
-            logging.getLogger("torch.onnx").setLevel(previous)
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
@@ -57,21 +66,68 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     log.info("wrote %s (opset %d, %.1f MB)", path, opset, Path(path).stat().st_size / 1e6)
 
 
-def parity(network: torch.nn.Module, onnx_path: str | Path, sizes: list[tuple[int, int]], seed: int = 0) -> float:
-    """Max abs difference between PyTorch and ONNX Runtime (CPU) outputs on random inputs.
+def parity(network: torch.nn.Module, onnx_path: str | Path, sizes: list[tuple[int, int]],
+           seed: int = 0) -> dict[str, float]:
+    """Max and mean abs difference between PyTorch and ONNX Runtime (CPU) on random inputs.
 
     Input ``i`` has batch size ``i + 1`` and height × width ``sizes[i]``, so the dynamic batch
     and spatial axes are both exercised.
     """
-    import onnxruntime as ort
-
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     rng = torch.Generator().manual_seed(seed)
-    worst = 0.0
+    diffs = []
     for batch, (height, width) in enumerate(sizes, start=1):
         x = torch.rand(batch, 3, height, width, generator=rng) * 2 - 1
         with torch.no_grad():
             expected = network.eval()(x).numpy()
         (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
-        worst = max(worst, float(np.abs(got - expected).max()))
-    return worst
+        diffs.append(np.abs(got - expected).ravel())
+    every = np.concatenate(diffs)
+    return {"max_abs_diff": float(every.max()), "mean_abs_diff": float(every.mean())}
+
+
+def _copy_metadata(source: onnx.ModelProto, target: onnx.ModelProto, **extra: str) -> None:
+    meta = {p.key: p.value for p in source.metadata_props} | extra
+    del target.metadata_props[:]
+    for key, value in meta.items():
+        entry = target.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def export_fp16(fp32_path: str | Path, path: str | Path) -> None:
+    """An fp16 copy for GPUs: weights and arithmetic in half precision, fp32 inputs and outputs."""
+    fp32 = onnx.load(str(fp32_path))
+    half = convert_float_to_float16(fp32, keep_io_types=True)
+    _copy_metadata(fp32, half, precision="fp16")
+    save_with(path, lambda tmp: onnx.save_model(half, str(tmp)))
+    log.info("wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
+
+
+class _Calibration(CalibrationDataReader):
+    """Feeds calibration images to ONNX Runtime's static quantisation, one at a time."""
+
+    def __init__(self, images: np.ndarray):
+        self.batches = iter(images[:, None].astype(np.float32))
+
+    def get_next(self) -> dict | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray) -> None:
+    """An int8 model for CPUs: static QDQ quantisation (u8 activations, per-channel s8 weights).
+
+    Activation ranges come from running ``calibration`` images (N, 3, H, W in [-1, 1]) through
+    the fp32 model, so they should be real photos of the kind the model will see.
+    """
+    reader = _Calibration(calibration)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        with _quiet_exporter():
+            quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        model = onnx.load(str(quantized))
+    _copy_metadata(onnx.load(str(fp32_path)), model, precision="int8")
+    save_with(path, lambda tmp_path: onnx.save_model(model, str(tmp_path)))
+    log.info("wrote %s (%.1f MB, calibrated on %d images)", path, Path(path).stat().st_size / 1e6, len(calibration))

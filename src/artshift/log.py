@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
 
 from tqdm import tqdm
@@ -27,7 +27,10 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a tqdm bar on stderr; quiet when ``ARTSHIFT_NO_PROGRESS`` is set."""
+def progress(items: Iterable[T] | None = None, desc: str = "", total: int | None = None) -> tqdm:
+    """A tqdm bar on stderr, quiet when ``ARTSHIFT_NO_PROGRESS`` is set.
+
+    Iterate over it to wrap ``items``, or use it as a context manager and call ``update(n)``.
+    """
     disable = bool(os.environ.get("ARTSHIFT_NO_PROGRESS"))
-    yield from tqdm(items, desc=desc, total=total, disable=disable, dynamic_ncols=True, leave=False)
+    return tqdm(items, desc=desc, total=total, disable=disable, dynamic_ncols=True, leave=False)

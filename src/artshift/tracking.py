@@ -27,6 +27,7 @@ from PIL import Image  # noqa: E402
 
 from artshift.errors import ArtShiftError  # noqa: E402
 from artshift.files import write_json  # noqa: E402
+from artshift.inference import MODEL_URI_SCHEMES  # noqa: E402
 
 MODEL_EXPERIMENT = "artshift"
 DATA_EXPERIMENT = "artshift-data"
@@ -55,9 +56,9 @@ def git_commit() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
-        # The lock file and metrics are rewritten by the pipeline itself: not a code change.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":!dvc.lock", ":!metrics"], capture_output=True, text=True, check=True).stdout.strip()
+        # The lock file, metrics and plots are rewritten by the pipeline itself: not a code change.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock",
+                                ":!metrics", ":!reports"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
@@ -168,3 +169,41 @@ def data_run(stage: str) -> Iterator[Run]:
         handle.finish("FAILED")
         raise
     handle.finish()
+
+
+REGISTERED_MODEL = "artshift"
+
+
+def log_onnx_model(run: Run, onnx_path: str | Path, input_example, register_as: str | None = REGISTERED_MODEL) -> str:
+    """Log the ONNX file with the ``mlflow.onnx`` flavour (signature + input example) into the run,
+    and register it in the model registry; returns the registered version (or "")."""
+    import mlflow.onnx
+    import onnx
+    import onnxruntime as ort
+    from mlflow.models import infer_signature
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    output = session.run(None, {session.get_inputs()[0].name: input_example})[0]
+    mlflow.set_tracking_uri(tracking_uri())
+    with mlflow.start_run(run_id=run.run_id):
+        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
+                                     signature=infer_signature(input_example, output),
+                                     input_example=input_example, registered_model_name=register_as)
+    return str(info.registered_model_version or "")
+
+
+def resolve_model(model: str) -> Path:
+    """A local ONNX path for ``model``: a file path as is, or an MLflow URI such as
+    ``models:/artshift/latest`` downloaded from the tracking store."""
+    if not model.startswith(MODEL_URI_SCHEMES):
+        return Path(model)
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
+    except Exception as exc:  # MLflow raises several types for unknown names, versions and runs
+        raise ArtShiftError(f"{model}: cannot load from the MLflow store {tracking_uri()} "
+                            f"({str(exc).splitlines()[0]})") from None
+    found = [local] if local.is_file() else sorted(local.rglob("*.onnx"))
+    if not found:
+        raise ArtShiftError(f"{model}: no .onnx file in the logged model")
+    return found[0]
