@@ -9,22 +9,19 @@ import time
 import torch
 
 from artshift.config import Params, TrainParams
-from artshift.models.cut import CUT
-from artshift.train import build_optimizers, train_step
+from artshift.train import TrainState, train_step
 
 
 def seconds_per_step(size: int, ngf: int, batch: int, steps: int) -> float:
     """Mean wall time of ``steps`` training steps after two warm-up steps."""
     params = Params(train=TrainParams(ngf=ngf, batch_size=batch))
-    model = CUT(params.train)
-    optimizers = build_optimizers(model, params)
-    generator = torch.Generator().manual_seed(0)
+    state = TrainState.create(params, torch.Generator().manual_seed(0))
     real_a, real_b = (torch.rand(batch, 3, size, size) * 2 - 1 for _ in range(2))
     for _ in range(2):
-        train_step(model, optimizers, real_a, real_b, generator)
+        train_step(state, real_a, real_b)
     began = time.perf_counter()
     for _ in range(steps):
-        train_step(model, optimizers, real_a, real_b, generator)
+        train_step(state, real_a, real_b)
     return (time.perf_counter() - began) / steps
 
 

@@ -51,3 +51,25 @@ def test_cut_losses_are_finite_and_train_g():
     terms["g_total"].backward()
     assert all(torch.isfinite(t) for t in terms.values())
     assert model.G.layers[1].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("gan_loss", ["vanilla", "lsgan", "hinge", "wgan"])
+def test_discriminator_terms_with_stabilisers(gan_loss):
+    cfg = TrainParams(ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8], num_patches=16, gan_loss=gan_loss,
+                      r1_gamma=1.0, diffaugment=["color", "translation", "cutout"], spectral_norm=True)
+    model = CUT(cfg)
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    fake, _ = model.translate(a, b)
+    terms = model.d_losses(b, fake, torch.Generator().manual_seed(0))
+    assert {"d_adv", "d_real", "d_fake", "r1", "d_total"} <= set(terms)
+    assert ("gp" in terms) == (gan_loss == "wgan")
+    terms["d_total"].backward()
+    assert all(torch.isfinite(t) for t in terms.values())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.D.parameters())
+
+
+def test_fastcut_preset():
+    model = CUT(TrainParams(method="fastcut", ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8]))
+    assert model.lambda_nce == 10.0 and model.nce_idt is False
+    fake, idt = model.translate(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
+    assert idt is None

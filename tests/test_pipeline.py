@@ -101,11 +101,11 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(project):
     run_id = json.loads((root / "models/run.json").read_text())["run_id"]
     run = client.get_run(run_id)
     assert run.data.params["train.steps"] == "4" and run.data.params["export.opset"] == "18"
-    for metric in ("loss/d", "loss/g_total", "loss/nce", "eval/model/fid_random_init", "eval/model/kid_mean_random_init",
+    for metric in ("loss/d_total", "loss/d_real", "loss/grad_norm_g", "loss/lr_g", "loss/g_total", "loss/nce", "eval/model/fid_random_init", "eval/model/kid_mean_random_init",
                    "eval/identity/fid_random_init", "eval/reinhard/content_random_init", "export/fp32/max_abs_diff",
                    "export/int8/kid_change_vs_fp32"):
         assert metric in run.data.metrics, metric
-    assert [m.step for m in client.get_metric_history(run_id, "loss/d")] == [2, 4]
+    assert [m.step for m in client.get_metric_history(run_id, "loss/d_total")] == [2, 4]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     assert run.data.tags["git_commit"] == head
     assert len(run.data.tags["dataset_manifest_sha256"]) == 64

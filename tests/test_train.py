@@ -71,3 +71,22 @@ def test_checkpoints_of_other_params_are_not_resumed(data_dir, tmp_path):
 def test_bad_nce_layer_names_the_key(data_dir, tmp_path):
     with pytest.raises(ParamsError, match=r"train.nce_layers: indices must be in \[0, "):
         train(_params(2, nce_layers=[0, 99]), data_dir, tmp_path / "m")
+
+
+@pytest.mark.parametrize("extra", [
+    {"method": "fastcut", "gan_loss": "hinge", "ema": 0.9, "lr_decay": True},
+    {"gan_loss": "wgan", "r1_gamma": 0.0, "diffaugment": ["color", "translation"], "spectral_norm": True, "lr_d": 0.0004},
+    {"gan_loss": "vanilla", "r1_gamma": 1.0, "ema": 0.5},
+])
+def test_stabilised_variants_train_and_resume_exactly(data_dir, tmp_path, extra):
+    straight = tmp_path / "straight"
+    result = train(_params(4, **extra), data_dir, straight)
+    assert all(np.isfinite(v) for v in result.losses.values())
+    interrupted = tmp_path / "interrupted"
+    train(_params(4, **extra), data_dir, interrupted)
+    (interrupted / "checkpoints" / "step_0000004.pt").unlink()
+    assert train(_params(4, **extra), data_dir, interrupted).resumed_from == 2
+    a = checkpoint.load(straight / "generator.pt", "generator")
+    b = checkpoint.load(interrupted / "generator.pt", "generator")
+    assert a["ema"] == (extra.get("ema", 0) > 0)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])

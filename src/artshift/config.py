@@ -48,10 +48,18 @@ class PreprocessParams(_Section):
 
 
 class TrainParams(_Section):
-    method: Literal["cut"] = "cut"
+    method: Literal["cut", "fastcut"] = "cut"
+    gan_loss: Literal["vanilla", "lsgan", "hinge", "wgan"] = "lsgan"
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(1, ge=1)
     lr: float = Field(2e-4, gt=0)
+    lr_d: float = Field(0.0, ge=0)  # TTUR: the discriminator's own learning rate; 0 = same as lr
+    lr_decay: bool = False  # linear decay to 0 over the second half of training (CycleGAN/CUT)
+    r1_gamma: float = Field(0.0, ge=0)  # R1 penalty weight on real images; 0 = off
+    gp_lambda: float = Field(10.0, ge=0)  # WGAN-GP weight, used with gan_loss wgan
+    diffaugment: list[Literal["color", "translation", "cutout"]] = Field(default_factory=list)
+    ema: float = Field(0.0, ge=0, lt=1)  # decay of the generator's weight average; 0 = off
+    spectral_norm: bool = False  # spectral normalisation on D's convolutions
     beta1: float = Field(0.5, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     ngf: int = Field(32, ge=4)

@@ -1,25 +1,66 @@
 """Losses: pure functions of tensors.
 
-- :func:`gan_loss` — the adversarial objective (LSGAN, Mao et al. 2017, as used by CUT).
+- Adversarial objectives (``mode``): ``vanilla`` (Goodfellow et al. 2014, with the
+  non-saturating generator loss), ``lsgan`` (Mao et al. 2017, CUT's default), ``hinge``
+  (Lim & Ye 2017) and ``wgan`` (Arjovsky et al. 2017; use with a gradient penalty).
+- Gradient penalties: R1 on real data (Mescheder et al. 2018) and WGAN-GP (Gulrajani et al. 2017).
 - :func:`patch_nce_loss` — the PatchNCE contrastive loss (Park et al. 2020): a patch of the
   output should be closer to the input patch at the same position than to the other patches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.nn import functional as F
 
-
-def gan_loss(logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-    """LSGAN loss: mean squared distance of discriminator outputs to 1 (real) or 0 (fake)."""
-    target = torch.ones_like(logits) if target_is_real else torch.zeros_like(logits)
-    return F.mse_loss(logits, target)
+GAN_MODES = ("vanilla", "lsgan", "hinge", "wgan")
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """The discriminator's objective: real scored as real, fake as fake, averaged."""
-    return 0.5 * (gan_loss(real_logits, True) + gan_loss(fake_logits, False))
+def _check_mode(mode: str) -> None:
+    if mode not in GAN_MODES:
+        raise ValueError(f"unknown GAN loss {mode!r}; expected one of {GAN_MODES}")
+
+
+def generator_loss(fake_logits: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:
+    """What G minimises so that D scores its samples as real."""
+    _check_mode(mode)
+    if mode == "vanilla":  # non-saturating: -log D(G(z)) rather than log(1 - D(G(z)))
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    if mode == "lsgan":
+        return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
+    return -fake_logits.mean()  # hinge and wgan
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:
+    """What D minimises: real scored as real, fake as fake (mean of the two terms)."""
+    _check_mode(mode)
+    if mode == "vanilla":
+        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+    elif mode == "lsgan":
+        real = F.mse_loss(real_logits, torch.ones_like(real_logits))
+        fake = F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
+    elif mode == "hinge":
+        real, fake = F.relu(1 - real_logits).mean(), F.relu(1 + fake_logits).mean()
+    else:  # wgan: the critic maximises E[D(real)] - E[D(fake)]
+        return fake_logits.mean() - real_logits.mean()
+    return 0.5 * (real + fake)
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
+    """E[|∇_x D(x)|²] over real images (``real_images`` must require grad; D's graph is kept)."""
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     alpha: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP: E[(|∇ D(x̂)| - 1)²] at x̂ = α·real + (1-α)·fake, α of shape (B, 1, 1, 1)."""
+    mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 
 def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:

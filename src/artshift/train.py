@@ -7,6 +7,7 @@ export and inference. Re-running after a crash resumes from the newest valid che
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -25,6 +26,7 @@ from artshift.data.dataset import UnpairedBatches, load_folder
 from artshift.files import write_text
 from artshift.log import get_logger, progress
 from artshift.models.cut import CUT
+from artshift.models.networks import ResnetGenerator
 from artshift.visualize import side_by_side
 
 if TYPE_CHECKING:
@@ -54,25 +56,73 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def build_optimizers(model: CUT, params: Params) -> dict[str, torch.optim.Optimizer]:
-    """Adam for D, and one Adam for G together with the PatchNCE heads F (they share a loss)."""
+    """Adam for D, and one Adam for G together with the PatchNCE heads F (they share a loss).
+
+    With ``train.lr_d`` set, D gets its own learning rate (the two time-scale update rule).
+    """
     cfg = params.train
     betas = (cfg.beta1, cfg.beta2)
     return {
-        "D": torch.optim.Adam(model.D.parameters(), lr=cfg.lr, betas=betas),
+        "D": torch.optim.Adam(model.D.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas),
         "G": torch.optim.Adam([*model.G.parameters(), *model.F.parameters()], lr=cfg.lr, betas=betas),
     }
 
 
-def _rng_state(generator: torch.Generator) -> dict:
-    return {"torch": torch.get_rng_state(), "data": generator.get_state(),
-            "numpy": np.random.get_state(), "python": random.getstate()}
+def lr_factor(step: int, total: int, decay: bool) -> float:
+    """Learning-rate multiplier: constant, then (with ``decay``) linear to 0 over the second half."""
+    half = total // 2
+    if not decay or step < half:
+        return 1.0
+    return max(0.0, 1.0 - (step - half) / (total - half))
 
 
-def _restore_rng(state: dict, generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["data"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+@dataclass
+class TrainState:
+    """Everything a step changes, and so everything a checkpoint must hold to resume exactly."""
+
+    model: CUT
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    ema: ResnetGenerator | None
+    generator: torch.Generator
+
+    @classmethod
+    def create(cls, params: Params, generator: torch.Generator) -> "TrainState":
+        """Fresh networks, optimisers, schedules and (optionally) the EMA copy of G."""
+        cfg = params.train
+        net = CUT(cfg)
+        optimizers = build_optimizers(net, params)
+        schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg.steps, cfg.lr_decay))
+                      for name, opt in optimizers.items()}
+        ema = copy.deepcopy(net.G).requires_grad_(False) if cfg.ema > 0 else None
+        return cls(net, optimizers, schedulers, ema, generator)
+
+    @property
+    def inference_generator(self) -> ResnetGenerator:
+        """The generator to sample and export: the EMA average when enabled."""
+        return self.ema if self.ema is not None else self.model.G
+
+    def state_dict(self) -> dict:
+        """All tensors and RNG states of the run."""
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
+                "optimizers": checkpoint.module_states(self.optimizers),
+                "schedulers": checkpoint.module_states(self.schedulers),
+                "rng": {"torch": torch.get_rng_state(), "data": self.generator.get_state(),
+                        "numpy": np.random.get_state(), "python": random.getstate()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        for group in ("optimizers", "schedulers"):
+            for name, obj in getattr(self, group).items():
+                obj.load_state_dict(state[group][name])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["data"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
 
 
 def config_fingerprint(params: Params, dataset_hash: str) -> str:
@@ -83,61 +133,78 @@ def config_fingerprint(params: Params, dataset_hash: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _resume(folder: Path, fingerprint: str, model: CUT, optimizers: dict, generator: torch.Generator) -> int:
-    """Load the newest valid checkpoint into model and optimisers; return its step (0 if none).
+def _resume(folder: Path, fingerprint: str, state: TrainState) -> int:
+    """Load the newest valid checkpoint into ``state``; return its step (0 if none).
 
     Checkpoints of another configuration (other params or data) are deleted, not resumed.
     """
-    state = checkpoint.load_latest(folder)
-    if state is None:
+    saved = checkpoint.load_latest(folder)
+    if saved is None:
         return 0
-    if state.get("fingerprint") != fingerprint:
+    if saved.get("fingerprint") != fingerprint:
         log.info("discarding checkpoints of a different configuration in %s", folder)
         checkpoint.prune(folder, keep=0)
         return 0
-    model.load_state_dict(state["model"])
-    for name, optimizer in optimizers.items():
-        optimizer.load_state_dict(state["optimizers"][name])
-    _restore_rng(state["rng"], generator)
-    log.info("resumed from checkpoint at step %d", state["step"])
-    return state["step"]
+    state.load_state_dict(saved["state"])
+    log.info("resumed from checkpoint at step %d", saved["step"])
+    return saved["step"]
 
 
-def _save_checkpoint(folder: Path, fingerprint: str, step: int, model: CUT, optimizers: dict,
-                     generator: torch.Generator, keep: int) -> None:
-    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint, "arch": model.arch,
-                     "model": model.state_dict(),
-                     "optimizers": checkpoint.module_states(optimizers), "rng": _rng_state(generator)},
-                    checkpoint.step_path(folder, step))
+def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainState, keep: int) -> None:
+    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint, "arch": state.model.arch,
+                     "state": state.state_dict()}, checkpoint.step_path(folder, step))
     checkpoint.prune(folder, keep)
 
 
 @torch.no_grad()
-def render_samples(model: CUT, photos: torch.Tensor):
+def render_samples(generator: ResnetGenerator, photos: torch.Tensor):
     """Grid of fixed photos beside their translation (G in eval mode, then back to train)."""
-    model.G.eval()
-    grid = side_by_side([photos, model.G(photos)])
-    model.G.train()
+    generator.eval()
+    grid = side_by_side([photos, generator(photos)])
+    generator.train()
     return grid
 
 
-def train_step(model: CUT, optimizers: dict, real_a: torch.Tensor, real_b: torch.Tensor,
-               generator: torch.Generator) -> dict[str, float]:
-    """One alternation: update D on real vs fake paintings, then G (and F) against the new D."""
+def _grad_norm(module: torch.nn.Module) -> float:
+    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
+    return float(torch.cat(grads).norm()) if grads else 0.0
+
+
+@torch.no_grad()
+def update_ema(ema: ResnetGenerator, live: ResnetGenerator, decay: float) -> None:
+    """ema ← decay·ema + (1 - decay)·live, parameter by parameter."""
+    for averaged, current in zip(ema.parameters(), live.parameters()):
+        averaged.lerp_(current, 1.0 - decay)
+
+
+def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
+    """One alternation: update D on real vs fake paintings, then G (and F) against the new D.
+
+    Returns the loss terms, D's mean scores, gradient norms and learning rates, for logging.
+    """
+    model, optimizers, generator = state.model, state.optimizers, state.generator
     fake_b, idt_b = model.translate(real_a, real_b)
 
     model.D.requires_grad_(True)
     optimizers["D"].zero_grad(set_to_none=True)
-    d_loss = model.d_loss(real_b, fake_b)
-    d_loss.backward()
+    d_terms = model.d_losses(real_b, fake_b, generator)
+    d_terms["d_total"].backward()
+    grad_d = _grad_norm(model.D)
     optimizers["D"].step()
 
     model.D.requires_grad_(False)
     optimizers["G"].zero_grad(set_to_none=True)
-    terms = model.g_losses(real_a, real_b, fake_b, idt_b, generator)
-    terms["g_total"].backward()
+    g_terms = model.g_losses(real_a, real_b, fake_b, idt_b, generator)
+    g_terms["g_total"].backward()
+    grad_g = _grad_norm(model.G)
     optimizers["G"].step()
-    return {"d": d_loss.item(), **{name: value.item() for name, value in terms.items()}}
+    if state.ema is not None:
+        update_ema(state.ema, model.G, model.cfg.ema)
+    for scheduler in state.schedulers.values():
+        scheduler.step()
+    return {**{name: float(value) for name, value in (d_terms | g_terms).items()},
+            "grad_norm_d": grad_d, "grad_norm_g": grad_g,
+            "lr_d": optimizers["D"].param_groups[0]["lr"], "lr_g": optimizers["G"].param_groups[0]["lr"]}
 
 
 class LossCurve:
@@ -170,32 +237,34 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
     sample_photos = load_folder(data_dir / "test" / "photos", limit=cfg.n_samples)
     log.info("loaded %d photos and %d paintings at %d px", len(photos), len(paintings), photos.shape[-1])
 
-    model = CUT(cfg)
-    optimizers = build_optimizers(model, params)
+    state = TrainState.create(params, generator)
     ckpt_dir = out_dir / "checkpoints"
     fingerprint = config_fingerprint(params, dataset_hash)
-    start = _resume(ckpt_dir, fingerprint, model, optimizers, generator)
+    start = _resume(ckpt_dir, fingerprint, state)
     batches = UnpairedBatches(photos, paintings, cfg.batch_size, generator)
     curve = LossCurve(loss_csv, start)
-    model.train()
+    state.model.train()
+    log.info("method %s, GAN loss %s, R1 %g, DiffAugment %s, EMA %g, spectral norm %s, lr decay %s",
+             cfg.method, cfg.gan_loss, cfg.r1_gamma, cfg.diffaugment or "off", cfg.ema, cfg.spectral_norm, cfg.lr_decay)
 
     losses: dict[str, float] = {}
     began = time.perf_counter()
     for step in progress(range(start + 1, cfg.steps + 1), desc="train", total=cfg.steps - start):
         real_a, real_b = batches.next()
-        losses = train_step(model, optimizers, real_a, real_b, generator)
+        losses = train_step(state, real_a, real_b)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4f}" for k, v in losses.items()))
+            log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
             curve.add(step, losses)
             if run:
                 run.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step=step)
         if run and (step % cfg.sample_every == 0 or step == cfg.steps):
-            run.log_image(render_samples(model, sample_photos), f"samples/step_{step:07d}.png")
+            run.log_image(render_samples(state.inference_generator, sample_photos), f"samples/step_{step:07d}.png")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save_checkpoint(ckpt_dir, fingerprint, step, model, optimizers, generator, cfg.keep_checkpoints)
+            _save_checkpoint(ckpt_dir, fingerprint, step, state, cfg.keep_checkpoints)
     elapsed = time.perf_counter() - began
 
-    checkpoint.save(checkpoint.generator_record(model.G, model.arch, method="cut", step=cfg.steps,
+    checkpoint.save(checkpoint.generator_record(state.inference_generator, state.model.arch, method=cfg.method,
+                                                ema=cfg.ema > 0, step=cfg.steps,
                                                 image_size=photos.shape[-1]), out_dir / "generator.pt")
     done = cfg.steps - start
     per_step = elapsed / done if done else 0.0
