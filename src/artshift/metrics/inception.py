@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models import inception as tv
 
 STANDARD_LABEL = "pt_inception-2015-12-05"
@@ -125,11 +126,24 @@ def random_state_dict(seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
+def _fold_batch_norms(net: nn.Module) -> None:
+    """Fold each eval-mode batch norm into the convolution before it: same function, one op less."""
+    for block in net.modules():
+        if isinstance(block, tv.BasicConv2d):
+            block.conv = fuse_conv_bn_eval(block.conv, block.bn)
+            block.bn = nn.Identity()
+
+
 def build_inception(state_dict: dict[str, torch.Tensor], resize_input: bool = True) -> FIDInceptionV3:
-    """The network in eval mode with ``state_dict`` loaded (the classifier ``fc.*`` is ignored)."""
+    """The network in eval mode with ``state_dict`` loaded (the classifier ``fc.*`` is ignored).
+
+    Batch norms are folded into the convolutions for speed (features change by ~1e-7).
+    """
     net = FIDInceptionV3(resize_input=resize_input)
     net.load_state_dict({k: v for k, v in state_dict.items() if not k.startswith("fc.")})
-    return net.eval().requires_grad_(False)
+    net.eval().requires_grad_(False)
+    _fold_batch_norms(net)
+    return net
 
 
 @torch.no_grad()
