@@ -202,7 +202,7 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor) ->
         update_ema(state.ema, model.G, model.cfg.ema)
     for scheduler in state.schedulers.values():
         scheduler.step()
-    return {**{name: float(value) for name, value in (d_terms | g_terms).items()},
+    return {**{name: value.item() for name, value in (d_terms | g_terms).items()},
             "grad_norm_d": grad_d, "grad_norm_g": grad_g,
             "lr_d": optimizers["D"].param_groups[0]["lr"], "lr_g": optimizers["G"].param_groups[0]["lr"]}
 
