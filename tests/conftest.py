@@ -1,7 +1,9 @@
 import os
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("ARTSHIFT_NO_PROGRESS", "1")
@@ -20,3 +22,17 @@ def tiny_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "generator.onnx"
     export_generator(generator, path, opset=18)
     return path
+
+
+def write_processed(root, per_folder: int, size: int = 32):
+    """A processed data folder (train/test × photos/paintings) of noisy dark photos and bright
+    paintings, laid out as the preprocess stage writes it; returns its path."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for domain, base in (("photos", 65), ("paintings", 185)):
+            folder = root / "processed" / split / domain
+            folder.mkdir(parents=True)
+            for i in range(per_folder):
+                pixels = np.clip(base + rng.normal(0, 35, (size, size, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{split}{domain}{i}.png")
+    return root / "processed"

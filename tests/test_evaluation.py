@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
+from conftest import write_processed
 import torch
-from PIL import Image
 
 from artshift.config import EvaluateParams
 from artshift.evaluation import evaluate
@@ -12,15 +12,7 @@ from artshift.models.networks import ResnetGenerator
 
 @pytest.fixture
 def data_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for domain, base in (("photos", 70), ("paintings", 180)):
-            folder = tmp_path / "processed" / split / domain
-            folder.mkdir(parents=True)
-            for i in range(4):
-                pixels = np.clip(base + rng.normal(0, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{split}{domain}{i}.png")
-    return tmp_path / "processed"
+    return write_processed(tmp_path, per_folder=4)
 
 
 class CountingExtractor(FeatureExtractor):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
+from conftest import write_processed
 import torch
-from PIL import Image
 
 from artshift import checkpoint
 from artshift.config import parse_params
@@ -14,15 +14,7 @@ TINY_TRAIN = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_p
 
 @pytest.fixture
 def data_dir(tmp_path):
-    rng = np.random.default_rng(0)
-    for split in ("train", "test"):
-        for domain, base in (("photos", 60), ("paintings", 190)):
-            folder = tmp_path / "processed" / split / domain
-            folder.mkdir(parents=True)
-            for i in range(3):
-                pixels = np.clip(base + rng.normal(0, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{i}.png")
-    return tmp_path / "processed"
+    return write_processed(tmp_path, per_folder=3)
 
 
 def _params(steps, **train):
