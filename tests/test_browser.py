@@ -1,0 +1,171 @@
+"""End to end in a real browser: the upload page served by uvicorn, driven in headless Chromium.
+
+Uses the system Chromium (Debian's ``chromium`` package) through Playwright; Playwright's own
+browser downloads are never used. Without Chromium or Playwright the tests skip, unless
+``ARTSHIFT_REQUIRE_BROWSER=1`` (set by CI), where a missing browser is a failure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from artshift.serve import create_app
+
+CHROMIUM = Path(os.environ.get("ARTSHIFT_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TIMEOUT_MS = 60_000
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("ARTSHIFT_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"ARTSHIFT_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def start_playwright():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed (pip install -e '.[test]')")
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def base_url(tiny_onnx):
+    """The real service under uvicorn on a free local port, in a background thread."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # bound here and handed over: no race for the port
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app=create_app(tiny_onnx), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    with httpx.Client(trust_env=False, timeout=2) as client:
+        while True:
+            try:
+                if client.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                sock.close()
+                pytest.fail(f"the service did not answer {url}/healthz", pytrace=False)
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+@pytest.fixture(scope="module")
+def browser_context(start_playwright, tmp_path_factory):
+    """A headless Chromium with a fresh, throw-away profile."""
+    with start_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1024, "height": 720},
+            timeout=TIMEOUT_MS,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser_context, base_url):
+    """The upload page, freshly loaded; fails the test on any uncaught script error."""
+    page = browser_context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    response = page.goto(base_url + "/")
+    assert response is not None and response.status == 200
+    yield page
+    page.close()
+    assert not script_errors, f"uncaught errors in the page: {script_errors}"
+
+
+def _gradient_png(path: Path, width: int = 96, height: int = 64) -> Path:
+    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
+    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
+    pixels = np.stack([x, y, 255 - x], axis=-1).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _natural_size(page, selector: str) -> tuple[int, int]:
+    size = page.eval_on_selector(selector, "img => [img.naturalWidth, img.naturalHeight]")
+    return tuple(size)
+
+
+def test_upload_page_stylizes_a_photo(page, tmp_path):
+    photo = _gradient_png(tmp_path / "gradient.png")
+    page.set_input_files("#file", str(photo))
+    page.click("#submit")
+    page.wait_for_selector("body[data-state='done']", state="attached")
+
+    assert _natural_size(page, "#after") == (96, 64)
+    page.wait_for_function("document.getElementById('before').complete")
+    assert _natural_size(page, "#before") == (96, 64)
+    assert page.text_content("#status") == "Done."
+    assert page.get_attribute("#status", "class") in (None, "")
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "serve_page.png"
+    screenshot.unlink(missing_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.is_file()
+    assert screenshot.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(screenshot) as shot:
+        assert shot.format == "PNG" and shot.width >= 800
+
+
+def test_upload_page_reports_a_non_image(page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello, this is not a photo\n")
+    page.set_input_files("#file", str(notes))
+    page.click("#submit")
+    page.wait_for_selector("body[data-state='error']", state="attached")
+
+    status = page.locator("#status")
+    assert status.get_attribute("class") == "error"
+    text = status.text_content()
+    assert text.startswith("Error: ") and "not a supported image" in text
+    assert status.is_visible()
+    assert page.get_attribute("#after", "src") is None
