@@ -34,26 +34,25 @@ def main() -> None:
     export_fp16(ONNX_PATHS["fp32"], ONNX_PATHS["fp16"])
     calibration = load_folder(PROCESSED_DIR / "train" / "photos", limit=cfg.calibration_images).numpy()
     export_int8(ONNX_PATHS["fp32"], ONNX_PATHS["int8"], calibration)
-    variants = ONNX_PATHS
 
-    report = {name: parity(generator, path, PARITY_SIZES, seed=params.seed) for name, path in variants.items()}
+    report = {name: parity(generator, path, PARITY_SIZES, seed=params.seed) for name, path in ONNX_PATHS.items()}
     for name, diffs in report.items():
         log.info("%s vs PyTorch: max abs diff %.2e, mean %.2e", name, diffs["max_abs_diff"], diffs["mean_abs_diff"])
     if report["fp32"]["max_abs_diff"] > cfg.parity_atol:
         raise ArtShiftError(f"export: fp32 ONNX differs from PyTorch by {report['fp32']['max_abs_diff']:.2e} "
                             f"> export.parity_atol")
     extractor = load_feature_extractor(params.evaluate.inception_weights, params.evaluate.resize, params.seed)
-    scores = score_onnx_models(variants, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE)
+    scores = score_onnx_models(ONNX_PATHS, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE)
     for name, values in scores.items():
         report[name] |= {"kid_mean": values["kid_mean"], "content": values["content"],
                          "kid_change_vs_fp32": values["kid_mean"] - scores["fp32"]["kid_mean"],
                          "content_change_vs_fp32": values["content"] - scores["fp32"]["content"],
-                         "size_mb": variants[name].stat().st_size / 1e6}
+                         "size_mb": ONNX_PATHS[name].stat().st_size / 1e6}
     write_json(EXPORT_JSON, {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})
 
     run.log_params({"export": cfg.model_dump()})
     run.log_metrics({f"export/{name}/{key}": value for name, values in report.items() for key, value in values.items()})
-    for path in variants.values():
+    for path in ONNX_PATHS.values():
         run.log_artifact(path, "onnx")
     if cfg.register_model:
         example = load_folder(PROCESSED_DIR / "test" / "photos", limit=1).numpy()

@@ -39,13 +39,11 @@ class FeatureExtractor:
 
     def __call__(self, images: torch.Tensor, batch_size: int = 16) -> np.ndarray:
         """(N, 3, H, W) in [-1, 1] → (N, 2048) float64 features."""
-        chunks = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size]
-            if self.resize == "clean-fid":
-                batch = clean_resize(batch)
-            chunks.append(extract_features(self.net, batch, batch_size))
-        return np.concatenate(chunks)
+        if self.resize == "clean-fid":
+            # Resize one batch at a time so a large set never holds all 299×299 copies at once.
+            return np.concatenate([extract_features(self.net, clean_resize(images[i:i + batch_size]), batch_size)
+                                   for i in range(0, len(images), batch_size)])
+        return extract_features(self.net, images, batch_size)
 
 
 def cached(cache_dir: Path, key_parts: list[str], compute: Callable[[], np.ndarray]) -> np.ndarray:
