@@ -1,4 +1,4 @@
-"""Stage evaluate: FID/KID/content for model, identity and Reinhard → metrics/eval.json + grid."""
+"""Stage evaluate: FID/KID/content/diversity for model, identity and Reinhard → metrics/eval.json + grid."""
 
 import sys
 from pathlib import Path
@@ -31,7 +31,7 @@ def main() -> None:
     # Random-init features get a suffix so nobody compares them with published FIDs.
     suffix = "_random_init" if report["feature_extractor"].startswith(RANDOM_INIT_LABEL) else ""
     run.log_metrics({f"eval/{name}/{metric}{suffix}": value for name in ("model", "identity", "reinhard")
-                     for metric, value in report[name].items()})
+                     for metric, value in report[name].items()} | {"eval/paintings_diversity": report["paintings_diversity"]})
     run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
     run.log_artifact(EVAL_JSON, "eval")
     run.log_artifact(GRID_PNG, "eval")

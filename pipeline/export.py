@@ -8,10 +8,12 @@ from artshift.config import load_params
 from artshift.data.dataset import load_folder
 from artshift.errors import ArtShiftError
 from artshift.evaluation import score_onnx_models
-from artshift.export import export_fp16, export_generator, export_int8, parity
+from artshift.export import export_fp16, export_generator, export_int8, parity, parity_inputs
 from artshift.files import write_json
+from artshift.inference import noise
 from artshift.log import get_logger
 from artshift.metrics.weights import load_feature_extractor
+from artshift.models.networks import DCGANGenerator
 from artshift.stage import run_stage
 
 PROCESSED_DIR, FEATURE_CACHE = Path("data/processed"), Path("data/cache/features")
@@ -19,8 +21,15 @@ GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
 ONNX_PATHS = {"fp32": Path("models/generator.onnx"), "fp16": Path("models/generator.fp16.onnx"),
               "int8": Path("models/generator.int8.onnx")}
 EXPORT_JSON = Path("metrics/export.json")
-PARITY_SIZES = [(64, 96), (128, 128)]
 log = get_logger("export")
+
+
+def example_inputs(generator, count: int, seed: int):
+    """What the model will see, for int8 calibration and the MLflow input example: training
+    photos, or seeded noise for a DCGAN."""
+    if isinstance(generator, DCGANGenerator):
+        return noise(count, generator.z_dim, seed)
+    return load_folder(PROCESSED_DIR / "train" / "photos", limit=count).numpy()
 
 
 def main() -> None:
@@ -32,10 +41,10 @@ def main() -> None:
                 "train_image_size": str(record.get("image_size", ""))}
     export_generator(generator, ONNX_PATHS["fp32"], cfg.opset, metadata)
     export_fp16(ONNX_PATHS["fp32"], ONNX_PATHS["fp16"])
-    calibration = load_folder(PROCESSED_DIR / "train" / "photos", limit=cfg.calibration_images).numpy()
-    export_int8(ONNX_PATHS["fp32"], ONNX_PATHS["int8"], calibration)
+    export_int8(ONNX_PATHS["fp32"], ONNX_PATHS["int8"], example_inputs(generator, cfg.calibration_images, params.seed))
 
-    report = {name: parity(generator, path, PARITY_SIZES, seed=params.seed) for name, path in ONNX_PATHS.items()}
+    inputs = parity_inputs(generator, params.seed)
+    report = {name: parity(generator, path, inputs) for name, path in ONNX_PATHS.items()}
     for name, diffs in report.items():
         log.info("%s vs PyTorch: max abs diff %.2e, mean %.2e", name, diffs["max_abs_diff"], diffs["mean_abs_diff"])
     if report["fp32"]["max_abs_diff"] > cfg.parity_atol:
@@ -44,10 +53,11 @@ def main() -> None:
     extractor = load_feature_extractor(params.evaluate.inception_weights, params.evaluate.resize, params.seed)
     scores = score_onnx_models(ONNX_PATHS, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE)
     for name, values in scores.items():
-        report[name] |= {"kid_mean": values["kid_mean"], "content": values["content"],
-                         "kid_change_vs_fp32": values["kid_mean"] - scores["fp32"]["kid_mean"],
-                         "content_change_vs_fp32": values["content"] - scores["fp32"]["content"],
-                         "size_mb": ONNX_PATHS[name].stat().st_size / 1e6}
+        for metric, change in (("kid_mean", "kid_change_vs_fp32"), ("content", "content_change_vs_fp32")):
+            if metric in values:  # a DCGAN has no content score
+                report[name][metric] = values[metric]
+                report[name][change] = values[metric] - scores["fp32"][metric]
+        report[name]["size_mb"] = ONNX_PATHS[name].stat().st_size / 1e6
     write_json(EXPORT_JSON, {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})
 
     run.log_params({"export": cfg.model_dump()})
@@ -55,9 +65,9 @@ def main() -> None:
     for path in ONNX_PATHS.values():
         run.log_artifact(path, "onnx")
     if cfg.register_model:
-        example = load_folder(PROCESSED_DIR / "test" / "photos", limit=1).numpy()
-        version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example)
-        log.info("registered MLflow model %s version %s", tracking.REGISTERED_MODEL, version)
+        name = tracking.registered_name(metadata["method"])
+        version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example_inputs(generator, 1, params.seed), name)
+        log.info("registered MLflow model %s version %s", name, version)
 
 
 if __name__ == "__main__":

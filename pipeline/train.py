@@ -1,15 +1,16 @@
-"""Stage train: open the model's MLflow run and train the GAN on data/processed."""
+"""Stage train: open the model's MLflow run, train the GAN on data/processed, write its speed."""
 
 import sys
 from pathlib import Path
 
 from artshift import tracking
 from artshift.config import load_params
-from artshift.files import sha256_file
+from artshift.files import sha256_file, write_json
 from artshift.stage import run_stage
 from artshift.train import train
 
 PROCESSED_DIR, MODELS_DIR, LOSS_CSV = Path("data/processed"), Path("models"), Path("reports/train_loss.csv")
+TRAIN_JSON = Path("metrics/train.json")
 
 
 def main() -> None:
@@ -23,6 +24,9 @@ def main() -> None:
     except BaseException:
         run.finish("FAILED")
         raise
+    summary = {"method": params.train.method, "steps": result.steps, "resumed_from": result.resumed_from,
+               "seconds_per_1k_steps": 1000 * result.seconds_per_step, "final_losses": result.losses}
+    write_json(TRAIN_JSON, summary)
     run.log_metrics({"train/seconds_per_step": result.seconds_per_step})
     run.finish()
 

@@ -24,6 +24,21 @@ def tiny_onnx(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_dcgan_onnx(tmp_path_factory):
+    """A small random DCGAN generator (z_dim 8, 16 px paintings) exported to ONNX."""
+    from artshift.export import export_generator
+    from artshift.models.networks import DCGANGenerator, init_weights
+
+    torch.manual_seed(0)
+    generator = DCGANGenerator(z_dim=8, ngf=8, image_size=16)
+    init_weights(generator, gain=0.2)
+    generator(torch.randn(8, 8))  # one train-mode pass so batch norm has running statistics
+    path = tmp_path_factory.mktemp("model") / "dcgan.onnx"
+    export_generator(generator.eval(), path, opset=18, metadata={"method": "dcgan"})
+    return path
+
+
 def write_processed(root, per_folder: int, size: int = 32):
     """A processed data folder (train/test × photos/paintings) of noisy dark photos and bright
     paintings, laid out as the preprocess stage writes it; returns its path."""

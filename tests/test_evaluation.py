@@ -7,7 +7,7 @@ from artshift.config import EvaluateParams
 from artshift.evaluation import evaluate
 from artshift.metrics.features import FeatureExtractor
 from artshift.metrics.inception import random_state_dict
-from artshift.models.networks import ResnetGenerator
+from artshift.models.networks import DCGANGenerator, ResnetGenerator
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_report_has_every_method_and_metric_and_reuses_reference_cache(data_dir,
     report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
     assert report["n_photos"] == 4 and report["n_paintings"] == 4 and report["resize"] == "pytorch-fid"
     for name in ("model", "identity", "reinhard"):
-        assert set(report[name]) == {"fid", "kid_mean", "kid_std", "content"}
+        assert set(report[name]) == {"fid", "kid_mean", "kid_std", "diversity", "content"}
         assert np.isfinite(list(report[name].values())).all()
     assert report["identity"]["content"] == pytest.approx(1.0)
     assert report["reinhard"]["content"] < 1.0
@@ -41,3 +41,17 @@ def test_report_has_every_method_and_metric_and_reuses_reference_cache(data_dir,
     assert CountingExtractor.calls == 7  # the paintings' features came from the cache
     assert again["model"] == report["model"]
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+
+
+def test_dcgan_samples_are_scored_without_content(data_dir, tmp_path):
+    torch.manual_seed(0)
+    generator = DCGANGenerator(z_dim=8, ngf=8, image_size=32)
+    extractor = FeatureExtractor(random_state_dict(0), "inception-v3-random-init (test)")
+    cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4)
+    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    assert set(report["model"]) == {"fid", "kid_mean", "kid_std", "diversity"}
+    assert set(report["identity"]) == {"fid", "kid_mean", "kid_std", "diversity", "content"}
+    assert report["model"]["fid"] > 0 and report["paintings_diversity"] > 0
+    assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # the 4 samples in a 2 × 2 tile
+    again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    assert again["model"] == report["model"]  # samples come from seeded noise

@@ -3,9 +3,15 @@ import onnx
 import pytest
 import torch
 
-from artshift.export import export_fp16, export_generator, export_int8, parity
-from artshift.inference import Stylizer
-from artshift.models.networks import ResnetGenerator, init_weights
+from artshift.errors import ArtShiftError
+from artshift.export import export_fp16, export_generator, export_int8, parity, parity_inputs
+from artshift.inference import Sampler, Stylizer, noise
+from artshift.models.networks import DCGANGenerator, ResnetGenerator, init_weights
+
+
+def _images(*sizes):
+    rng = torch.Generator().manual_seed(0)
+    return [torch.rand(1, 3, h, w, generator=rng) * 2 - 1 for h, w in sizes]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +38,7 @@ def test_single_file_with_dynamic_axes_and_metadata(exported):
 
 def test_parity_with_pytorch_on_two_sizes(exported):
     generator, path = exported
-    diffs = parity(generator, path, [(64, 96), (40, 32)])
+    diffs = parity(generator, path, _images((64, 96), (40, 32)))
     assert diffs["max_abs_diff"] <= 1e-4 and 0 < diffs["mean_abs_diff"] <= diffs["max_abs_diff"]
 
 
@@ -46,7 +52,7 @@ def test_fp16_and_int8_variants_run_close_to_fp32(exported, tmp_path):
         model = onnx.load(str(tmp_path / name))
         meta = {p.key: p.value for p in model.metadata_props}
         assert meta["precision"] == precision and meta["run_id"] == "abc"
-        diffs = parity(generator, tmp_path / name, [(32, 32)])
+        diffs = parity(generator, tmp_path / name, _images((32, 32)))
         assert 0 < diffs["mean_abs_diff"] < bound, (name, diffs)
     int8_ops = {node.op_type for node in onnx.load(str(tmp_path / "g.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= int8_ops
@@ -100,3 +106,43 @@ def test_tiled_run_matches_untiled_within_tolerance(exported):
     assert np.abs(tiled - whole).mean() < 0.06  # the stated tolerance, in [-1, 1] output units
     column_error = np.abs(tiled - whole).mean(axis=(0, 1))
     assert column_error.max() < 4 * column_error.mean() + 0.02
+
+
+@pytest.fixture(scope="module")
+def exported_dcgan(tmp_path_factory):
+    torch.manual_seed(0)
+    generator = DCGANGenerator(z_dim=8, ngf=8, image_size=16)
+    init_weights(generator, gain=0.2)
+    generator(torch.randn(8, 8))  # one train-mode pass so batch norm has running statistics
+    path = tmp_path_factory.mktemp("onnx") / "dcgan.onnx"
+    export_generator(generator, path, opset=18, metadata={"method": "dcgan"})
+    return generator.eval(), path
+
+
+def test_dcgan_exports_with_noise_input_and_dynamic_batch(exported_dcgan, tmp_path):
+    generator, path = exported_dcgan
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert model.graph.input[0].name == "z" and [d.dim_param or d.dim_value for d in dims] == ["batch", 8]
+    assert parity(generator, path, parity_inputs(generator))["max_abs_diff"] <= 1e-4
+    export_int8(path, tmp_path / "dcgan.int8.onnx", noise(8, 8, seed=0))
+    assert parity(generator, tmp_path / "dcgan.int8.onnx", parity_inputs(generator))["mean_abs_diff"] < 0.1
+
+
+def test_sampler_draws_the_same_paintings_for_the_same_seed(exported_dcgan):
+    generator, path = exported_dcgan
+    sampler = Sampler(path, providers=["CPUExecutionProvider"])
+    first, again, other = (list(sampler.sample(3, seed=s, batch=2)) for s in (0, 0, 1))
+    assert [im.size for im in first] == [(16, 16)] * 3
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(first, again))
+    assert not np.array_equal(np.asarray(first[0]), np.asarray(other[0]))
+    with torch.no_grad():
+        expected = generator(torch.from_numpy(noise(3, 8, seed=0))).numpy()
+    np.testing.assert_allclose(sampler.run_array(noise(3, 8, seed=0)), expected, atol=1e-4)
+
+
+def test_each_runner_refuses_the_other_kind_of_model(exported, exported_dcgan):
+    with pytest.raises(ArtShiftError, match="paints from noise .*use `artshift sample`"):
+        Stylizer(exported_dcgan[1])
+    with pytest.raises(ArtShiftError, match="repaints photos; use `artshift stylize`"):
+        Sampler(exported[1])

@@ -44,9 +44,9 @@ def test_cut_losses_are_finite_and_train_g():
     cfg = TrainParams(ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8], num_patches=16)
     model = CUT(cfg)
     a, b = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
-    fake, idt = model.translate(a, b)
-    assert fake.shape == a.shape and idt.shape == b.shape
-    terms = model.g_losses(a, b, fake, idt, torch.Generator().manual_seed(0))
+    fakes = model.generate(a, b, torch.Generator().manual_seed(0))
+    assert fakes["fake_b"].shape == a.shape and fakes["idt_b"].shape == b.shape
+    terms = model.g_losses(a, b, fakes, torch.Generator().manual_seed(0))
     assert set(terms) == {"g_gan", "nce", "nce_idt", "g_total"}
     terms["g_total"].backward()
     assert all(torch.isfinite(t) for t in terms.values())
@@ -59,8 +59,8 @@ def test_discriminator_terms_with_stabilisers(gan_loss):
                       r1_gamma=1.0, diffaugment=["color", "translation", "cutout"], spectral_norm=True)
     model = CUT(cfg)
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
-    fake, _ = model.translate(a, b)
-    terms = model.d_losses(b, fake, torch.Generator().manual_seed(0))
+    fakes = model.generate(a, b, torch.Generator().manual_seed(0))
+    terms = model.d_losses(a, b, fakes, torch.Generator().manual_seed(0))
     assert {"d_adv", "d_real", "d_fake", "r1", "d_total"} <= set(terms)
     assert ("gp" in terms) == (gan_loss == "wgan")
     terms["d_total"].backward()
@@ -71,5 +71,5 @@ def test_discriminator_terms_with_stabilisers(gan_loss):
 def test_fastcut_preset():
     model = CUT(TrainParams(method="fastcut", ngf=8, ndf=8, n_blocks=2, nce_layers=[0, 4, 8]))
     assert model.lambda_nce == 10.0 and model.nce_idt is False
-    fake, idt = model.translate(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
-    assert idt is None
+    fakes = model.generate(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32), torch.Generator())
+    assert set(fakes) == {"fake_b"}

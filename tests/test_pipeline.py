@@ -137,3 +137,24 @@ def test_cli_stylizes_test_photos_with_the_exported_model(project, tmp_path):
     assert "running models:/artshift/latest on CPUExecutionProvider" in result.stderr
     for photo in photos:
         assert Image.open(out / photo.name).size == Image.open(photo).size
+
+
+def test_dcgan_experiment_trains_scores_exports_and_samples(project, tmp_path):
+    """Runs last: it replaces the workspace's model with a DCGAN through `dvc exp run`."""
+    root, env, _ = project
+    _run(["dvc", "exp", "run", "-n", "dcgan-tiny", "-S", "train.method=dcgan", "-S", "train.batch_size=2"], root, env)
+    report = json.loads((root / "metrics/eval.json").read_text())
+    assert "content" not in report["model"] and report["model"]["fid"] > 0 and report["model"]["diversity"] > 0
+    export = json.loads((root / "metrics/export.json").read_text())["variants"]
+    assert export["fp32"]["max_abs_diff"] <= 1e-4 and "content" not in export["int8"]
+    assert json.loads((root / "metrics/train.json").read_text())["method"] == "dcgan"
+    out = tmp_path / "drawn"
+    result = subprocess.run(["artshift", "sample", "--n", "3", "--seed", "0", "--out", str(out),
+                             "--model", "models:/artshift-dcgan/latest"], cwd=root, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert [Image.open(p).size for p in sorted(out.iterdir())] == [(32, 32)] * 3
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], root, env).stdout)
+    names = {exp["name"] for commit in shown for exp in (commit.get("experiments") or [])
+             for exp in (exp.get("revs") or [exp])}
+    assert "dcgan-tiny" in names, names

@@ -69,6 +69,8 @@ def test_bad_nce_layer_names_the_key(data_dir, tmp_path):
     {"method": "fastcut", "gan_loss": "hinge", "ema": 0.9, "lr_decay": True},
     {"gan_loss": "wgan", "r1_gamma": 0.0, "diffaugment": ["color", "translation"], "spectral_norm": True, "lr_d": 0.0004},
     {"gan_loss": "vanilla", "r1_gamma": 1.0, "ema": 0.5},
+    {"method": "cyclegan", "pool_size": 2, "lr_decay": True},  # the pool is full from step 2: resume needs it
+    {"method": "dcgan", "batch_size": 2, "ema": 0.9, "z_dim": 8},  # batch-norm statistics in G and its EMA
 ])
 def test_stabilised_variants_train_and_resume_exactly(data_dir, tmp_path, extra):
     straight = tmp_path / "straight"

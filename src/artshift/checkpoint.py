@@ -16,7 +16,7 @@ from torch import nn
 from artshift.errors import ArtShiftError
 from artshift.files import save_with
 from artshift.log import get_logger
-from artshift.models.networks import ResnetGenerator
+from artshift.models.networks import GENERATORS
 
 FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
@@ -41,15 +41,19 @@ def load(path: str | Path, kind: str) -> dict:
     return obj
 
 
-def generator_record(generator: ResnetGenerator, arch: dict, **extra: object) -> dict:
-    """The ``generator`` checkpoint: architecture (to rebuild the module) plus weights."""
-    return {"kind": "generator", "arch": arch, "state_dict": generator.state_dict(), **extra}
+def generator_record(generator: nn.Module, arch: dict, **extra: object) -> dict:
+    """The ``generator`` checkpoint: network class and architecture (to rebuild the module) plus weights."""
+    return {"kind": "generator", "network": type(generator).__name__, "arch": arch,
+            "state_dict": generator.state_dict(), **extra}
 
 
-def load_generator(path: str | Path) -> tuple[ResnetGenerator, dict]:
+def load_generator(path: str | Path) -> tuple[nn.Module, dict]:
     """Rebuild the generator saved by training, in eval mode, and return it with its record."""
     record = load(path, "generator")
-    generator = ResnetGenerator(**record["arch"])
+    network = record.get("network")
+    if network not in GENERATORS:
+        raise ArtShiftError(f"{path}: unknown generator network {network!r}")
+    generator = GENERATORS[network](**record["arch"])
     generator.load_state_dict(record["state_dict"])
     return generator.eval(), record
 

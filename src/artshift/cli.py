@@ -1,4 +1,5 @@
-"""The ``artshift`` command: repaint photos with the exported ONNX generator, or serve it.
+"""The ``artshift`` command: repaint photos with the exported ONNX generator, serve it, or draw
+new paintings with an exported DCGAN.
 
 Exit codes: 0 ok, 2 bad input or params, 1 other failure; errors are one line on stderr.
 """
@@ -104,6 +105,23 @@ def resolve_model(model: str) -> Path:
     return Path(model)
 
 
+def sample_command(args: argparse.Namespace) -> None:
+    """Draw ``--n`` new paintings from the noise of ``--seed`` into ``--out`` as PNG files."""
+    from artshift.inference import Sampler
+
+    if args.n < 1:
+        raise ArtShiftError(f"--n: must be >= 1, got {args.n}")
+    sampler = Sampler(resolve_model(args.model), threads=args.threads)
+    print(f"running {args.model} on {sampler.provider}", file=sys.stderr)
+    targets = [Path(args.out) / f"sample_seed{args.seed}_{index:04d}.png" for index in range(args.n)]
+    existing = [t for t in targets if t.exists()]
+    if existing and not args.force:
+        raise ArtShiftError(f"{existing[0]}: exists ({len(existing)} of {args.n} outputs do); use --force to overwrite")
+    for image, target in zip(progress(sampler.sample(args.n, args.seed), desc="sample", total=args.n), targets):
+        save_image(image, target)
+    print(f"drew {args.n} painting(s) into {args.out}", file=sys.stderr)
+
+
 def serve_command(args: argparse.Namespace) -> None:
     """Serve the model over HTTP until interrupted."""
     from artshift.serve import serve
@@ -130,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="images larger than this are processed in overlapping tiles (bounded memory)")
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
+
+    sample = commands.add_parser("sample", help="draw new abstract paintings with an exported DCGAN")
+    sample.add_argument("--n", type=int, default=16, help="how many paintings (default 16)")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same paintings")
+    sample.add_argument("--out", required=True, help="output folder (sample_seed<SEED>_<i>.png)")
+    sample.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"DCGAN ONNX file or MLflow URI such as models:/artshift-dcgan/latest (default {DEFAULT_MODEL})")
+    sample.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    sample.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    sample.set_defaults(handler=sample_command)
 
     serve = commands.add_parser("serve", help="HTTP service with an upload page")
     serve.add_argument("--model", default=DEFAULT_MODEL, help=model_help)

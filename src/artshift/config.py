@@ -48,7 +48,7 @@ class PreprocessParams(_Section):
 
 
 class TrainParams(_Section):
-    method: Literal["cut", "fastcut"] = "cut"
+    method: Literal["cut", "fastcut", "cyclegan", "dcgan"] = "cut"
     gan_loss: Literal["vanilla", "lsgan", "hinge", "wgan"] = "lsgan"
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(1, ge=1)
@@ -71,11 +71,22 @@ class TrainParams(_Section):
     nce_layers: list[int] = Field(default_factory=lambda: [0, 4, 8, 11, 14])
     nce_t: float = Field(0.07, gt=0)
     num_patches: int = Field(256, ge=2)
+    lambda_cycle: float = Field(10.0, ge=0)  # cyclegan: weight of each cycle-consistency L1 term
+    lambda_idt: float = Field(0.5, ge=0)  # cyclegan: identity L1 weight, relative to lambda_cycle
+    pool_size: int = Field(50, ge=0)  # cyclegan: generated images kept for the discriminators
+    z_dim: int = Field(100, ge=1)  # dcgan: length of the noise vector
+    collapse_ratio: float = Field(0.2, ge=0, lt=1)  # warn when sample diversity < this × the paintings'
     log_every: int = Field(25, ge=1)
     sample_every: int = Field(250, ge=1)
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
-    n_samples: int = Field(6, ge=1)
+    n_samples: int = Field(6, ge=2)
+
+    @model_validator(mode="after")
+    def _method_needs(self) -> "TrainParams":
+        if self.method == "dcgan" and self.batch_size < 2:
+            raise ValueError(f"batch_size: dcgan uses batch norm and needs >= 2, got {self.batch_size}")
+        return self
 
 
 class EvaluateParams(_Section):

@@ -1,8 +1,10 @@
-"""Score a trained generator against baselines: FID, KID and content, per method.
+"""Score a trained generator against baselines: FID, KID, content and diversity, per method.
 
-Three sets of test photos are compared with the test paintings: the model's output, the
-unstylised photos (``identity``) and Reinhard colour transfer (``reinhard``). A model is useful
-when it is closer to the paintings than both baselines while keeping content well above 0.
+Three sets of images are compared with the test paintings: the model's output, the
+unstylised test photos (``identity``) and Reinhard colour transfer (``reinhard``). A
+translation model is useful when it is closer to the paintings than both baselines while
+keeping content well above 0. A DCGAN's output is as many samples as there are test photos,
+drawn from seeded noise; it has no content score (its pictures translate no photo).
 """
 
 from __future__ import annotations
@@ -16,23 +18,26 @@ from PIL import Image
 from artshift.baselines import lab_statistics, reinhard_transfer
 from artshift.config import EvaluateParams
 from artshift.data.dataset import image_files, load_folder
-from artshift.inference import Stylizer
+from artshift.inference import Sampler, noise, open_generator
 from artshift.log import get_logger
 from artshift.metrics.content import content_score
+from artshift.metrics.diversity import mean_pairwise_distance
 from artshift.metrics.features import FeatureExtractor, cached
 from artshift.metrics.fid import fid_from_features
 from artshift.metrics.kid import kernel_inception_distance
-from artshift.visualize import side_by_side
+from artshift.models.networks import DCGANGenerator
+from artshift.visualize import side_by_side, tile
 
 log = get_logger("evaluate")
 GRID_ROWS = 8
+GRID_SAMPLES = 16
 
 
 @torch.no_grad()
-def translate(generator: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Run the generator over ``images`` in batches."""
+def run_batched(generator: torch.nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Run the generator (in eval mode) over ``inputs`` in batches."""
     generator.eval()
-    return torch.cat([generator(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    return torch.cat([generator(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
 
 
 def reference_features(data_dir: Path, extractor: FeatureExtractor, batch_size: int, cache_dir: Path) -> np.ndarray:
@@ -43,40 +48,59 @@ def reference_features(data_dir: Path, extractor: FeatureExtractor, batch_size: 
     return cached(cache_dir, key, lambda: extractor(load_folder(folder), batch_size))
 
 
-def score(candidates: torch.Tensor, photos: torch.Tensor, reference, extractor: FeatureExtractor,
+def score(candidates: torch.Tensor, photos: torch.Tensor | None, reference, extractor: FeatureExtractor,
           cfg: EvaluateParams, seed: int) -> dict[str, float]:
-    """FID, KID (mean ± std) and content of ``candidates`` (translations of ``photos``)."""
+    """FID, KID (mean ± std) and diversity of ``candidates``, and their content when they are
+    translations of ``photos`` (``None`` for samples drawn from noise)."""
     features = extractor(candidates, cfg.batch_size)
     kid_mean, kid_std = kernel_inception_distance(features, reference, cfg.kid_subsets, cfg.kid_subset_size, seed)
-    return {"fid": fid_from_features(features, reference, cfg.fid_method), "kid_mean": kid_mean, "kid_std": kid_std,
-            "content": content_score(photos, candidates)}
+    scores = {"fid": fid_from_features(features, reference, cfg.fid_method), "kid_mean": kid_mean, "kid_std": kid_std,
+              "diversity": mean_pairwise_distance(candidates)}
+    if photos is not None:
+        scores["content"] = content_score(photos, candidates)
+    return scores
+
+
+def describe(name: str, scores: dict[str, float]) -> str:
+    """One log line for one method's scores."""
+    content = f"  content {scores['content']:.3f}" if "content" in scores else ""
+    return (f"{name:<8} FID {scores['fid']:.3f}  KID {scores['kid_mean']:.5f} ± {scores['kid_std']:.5f}"
+            f"  diversity {scores['diversity']:.3f}{content}")
 
 
 def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
              seed: int, cache_dir: Path) -> tuple[dict, Image.Image]:
-    """The eval report and a grid (photo | Reinhard | model) of the first test photos."""
+    """The eval report and a grid: photo | Reinhard | model for the first test photos, or a
+    tile of samples for a DCGAN."""
     photos = load_folder(data_dir / "test" / "photos")
     reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
-    log.info("scoring %d test photos against %d test paintings (%s, resize %s)",
-             len(photos), len(reference), extractor.label, extractor.resize)
+    from_noise = isinstance(generator, DCGANGenerator)
+    log.info("scoring %d %s against %d test paintings (%s, resize %s)", len(photos),
+             "samples" if from_noise else "test photos", len(reference), extractor.label, extractor.resize)
 
+    inputs = torch.from_numpy(noise(len(photos), generator.z_dim, seed)) if from_noise else photos
     candidates = {
-        "model": translate(generator, photos, cfg.batch_size),
+        "model": run_batched(generator, inputs, cfg.batch_size),
         "identity": photos,
         "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(data_dir / "train" / "paintings"))),
     }
     report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
-                    "n_photos": len(photos), "n_paintings": len(reference)}
+                    "n_photos": len(photos), "n_paintings": len(reference),
+                    "paintings_diversity": mean_pairwise_distance(load_folder(data_dir / "test" / "paintings"))}
     for name, images in candidates.items():
-        report[name] = score(images, photos, reference, extractor, cfg, seed)
-        log.info("%-8s FID %.3f  KID %.5f ± %.5f  content %.3f", name, *report[name].values())
+        report[name] = score(images, None if from_noise and name == "model" else photos, reference, extractor, cfg,
+                             seed)
+        log.info(describe(name, report[name]))
+    if from_noise:
+        return report, tile(candidates["model"][:GRID_SAMPLES])
     grid = side_by_side([photos[:GRID_ROWS], candidates["reinhard"][:GRID_ROWS], candidates["model"][:GRID_ROWS]])
     return report, grid
 
 
 def score_onnx_models(paths: dict[str, Path], data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
                       seed: int, cache_dir: Path) -> dict[str, dict[str, float]]:
-    """FID/KID/content of each exported model (run by ONNX Runtime on the CPU) on the test photos.
+    """FID/KID/content of each exported model (run by ONNX Runtime on the CPU), on the test
+    photos or, for a DCGAN, on the same seeded samples ``evaluate`` scores.
 
     Shows what a precision change (fp16, int8) costs in quality, measured like ``evaluate``.
     """
@@ -84,9 +108,11 @@ def score_onnx_models(paths: dict[str, Path], data_dir: Path, extractor: Feature
     reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
     scores = {}
     for name, path in paths.items():
-        stylizer = Stylizer(path, providers=["CPUExecutionProvider"])
-        outputs = np.concatenate([stylizer.run_array(photos[i:i + cfg.batch_size].numpy())
-                                  for i in range(0, len(photos), cfg.batch_size)])
-        scores[name] = score(torch.from_numpy(outputs), photos, reference, extractor, cfg, seed)
-        log.info("%-5s FID %.3f  KID %.5f ± %.5f  content %.3f", name, *scores[name].values())
+        model = open_generator(path, providers=["CPUExecutionProvider"])
+        inputs = noise(len(photos), model.z_dim, seed) if isinstance(model, Sampler) else photos.numpy()
+        outputs = np.concatenate([model.run_array(inputs[i:i + cfg.batch_size])
+                                  for i in range(0, len(inputs), cfg.batch_size)])
+        content_of = None if isinstance(model, Sampler) else photos
+        scores[name] = score(torch.from_numpy(outputs), content_of, reference, extractor, cfg, seed)
+        log.info(describe(name, scores[name]))
     return scores

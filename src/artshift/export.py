@@ -1,7 +1,8 @@
 """Export the trained generator to self-contained ONNX files (fp32, fp16, int8) and check them.
 
-Dynamic batch, height and width (height and width must stay multiples of
-:data:`~artshift.models.networks.SIZE_MULTIPLE`; :mod:`artshift.inference` pads for that).
+An image translator gets dynamic batch, height and width (height and width must stay
+multiples of :data:`~artshift.models.networks.SIZE_MULTIPLE`; :mod:`artshift.inference` pads
+for that). A DCGAN generator takes ``z`` of shape (batch, z_dim) and has a dynamic batch.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from artshift.files import save_with
 from artshift.log import get_logger
-from artshift.models.networks import SIZE_MULTIPLE
+from artshift.models.networks import SIZE_MULTIPLE, DCGANGenerator
 
-INPUT_NAME, OUTPUT_NAME = "image", "stylized"
+INPUT_NAME, OUTPUT_NAME = "image", "stylized"  # photo → painting
+NOISE_INPUT_NAME, PAINTING_OUTPUT_NAME = "z", "painting"  # DCGAN: noise → painting
+PARITY_SIZES = [(64, 96), (128, 128)]  # parity inputs i have batch i + 1 and these sizes
 log = get_logger("export")
 
 
@@ -46,18 +49,35 @@ def _quiet_exporter():
                 logger.setLevel(level)
 
 
+def io_names(generator: torch.nn.Module) -> tuple[str, str]:
+    """The ONNX input and output names of ``generator``'s exported graph."""
+    if isinstance(generator, DCGANGenerator):
+        return NOISE_INPUT_NAME, PAINTING_OUTPUT_NAME
+    return INPUT_NAME, OUTPUT_NAME
+
+
+def _export_spec(generator: torch.nn.Module) -> tuple[torch.Tensor, dict, dict[str, str]]:
+    """Example input, dynamic shapes and input metadata of ``generator``'s graph."""
+    batch = torch.export.Dim("batch")
+    if isinstance(generator, DCGANGenerator):
+        return (torch.zeros(2, generator.z_dim), {"z": {0: batch}},
+                {"input": f"z ~ N(0, I), shape (N, {generator.z_dim})", "output_range": "[-1, 1] RGB NCHW"})
+    height, width = torch.export.Dim("height"), torch.export.Dim("width")
+    return (torch.zeros(1, 3, 64, 64), {"x": {0: batch, 2: SIZE_MULTIPLE * height, 3: SIZE_MULTIPLE * width}},
+            {"size_multiple": str(SIZE_MULTIPLE), "input_range": "[-1, 1] RGB NCHW"})
+
+
 def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
                      metadata: dict[str, str] | None = None) -> None:
     """Write ``generator`` as ONNX to ``path`` atomically, check it, and embed ``metadata``."""
     generator = generator.eval()
-    example = torch.zeros(1, 3, 64, 64)
-    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
-    shapes = {"x": {0: batch, 2: SIZE_MULTIPLE * height, 3: SIZE_MULTIPLE * width}}
+    example, shapes, io_meta = _export_spec(generator)
+    input_name, output_name = io_names(generator)
     with _quiet_exporter():
         program = torch.onnx.export(generator, (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], external_data=False)
+                                    input_names=[input_name], output_names=[output_name], external_data=False)
     model = program.model_proto
-    meta = {"size_multiple": str(SIZE_MULTIPLE), "input_range": "[-1, 1] RGB NCHW", **(metadata or {})}
+    meta = {**io_meta, **(metadata or {})}
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, str(value)
@@ -66,21 +86,25 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     log.info("wrote %s (opset %d, %.1f MB)", path, opset, Path(path).stat().st_size / 1e6)
 
 
-def parity(network: torch.nn.Module, onnx_path: str | Path, sizes: list[tuple[int, int]],
-           seed: int = 0) -> dict[str, float]:
-    """Max and mean abs difference between PyTorch and ONNX Runtime (CPU) on random inputs.
-
-    Input ``i`` has batch size ``i + 1`` and height × width ``sizes[i]``, so the dynamic batch
-    and spatial axes are both exercised.
-    """
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+def parity_inputs(generator: torch.nn.Module, seed: int = 0) -> list[torch.Tensor]:
+    """Random inputs that exercise every dynamic axis: batch ``i + 1`` at ``PARITY_SIZES[i]``
+    for a translator; batches of 1, 2 and 5 latent vectors for a DCGAN."""
     rng = torch.Generator().manual_seed(seed)
+    if isinstance(generator, DCGANGenerator):
+        return [torch.randn(batch, generator.z_dim, generator=rng) for batch in (1, 2, 5)]
+    return [torch.rand(batch, 3, height, width, generator=rng) * 2 - 1
+            for batch, (height, width) in enumerate(PARITY_SIZES, start=1)]
+
+
+def parity(network: torch.nn.Module, onnx_path: str | Path, inputs: list[torch.Tensor]) -> dict[str, float]:
+    """Max and mean abs difference between PyTorch and ONNX Runtime (CPU) on ``inputs``."""
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    input_name, output_name = io_names(network)
     diffs = []
-    for batch, (height, width) in enumerate(sizes, start=1):
-        x = torch.rand(batch, 3, height, width, generator=rng) * 2 - 1
+    for x in inputs:
         with torch.no_grad():
             expected = network.eval()(x).numpy()
-        (got,) = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})
+        (got,) = session.run([output_name], {input_name: x.numpy()})
         diffs.append(np.abs(got - expected).ravel())
     every = np.concatenate(diffs)
     return {"max_abs_diff": float(every.max()), "mean_abs_diff": float(every.mean())}
@@ -104,23 +128,26 @@ def export_fp16(fp32_path: str | Path, path: str | Path) -> None:
 
 
 class _Calibration(CalibrationDataReader):
-    """Feeds calibration images to ONNX Runtime's static quantisation, one at a time."""
+    """Feeds calibration inputs to ONNX Runtime's static quantisation, one at a time."""
 
-    def __init__(self, images: np.ndarray):
-        self.batches = iter(images[:, None].astype(np.float32))
+    def __init__(self, inputs: np.ndarray, input_name: str):
+        self.batches = iter(inputs[:, None].astype(np.float32))
+        self.input_name = input_name
 
     def get_next(self) -> dict | None:
         batch = next(self.batches, None)
-        return None if batch is None else {INPUT_NAME: batch}
+        return None if batch is None else {self.input_name: batch}
 
 
 def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray) -> None:
     """An int8 model for CPUs: static QDQ quantisation (u8 activations, per-channel s8 weights).
 
-    Activation ranges come from running ``calibration`` images (N, 3, H, W in [-1, 1]) through
-    the fp32 model, so they should be real photos of the kind the model will see.
+    Activation ranges come from running ``calibration`` inputs through the fp32 model, so they
+    should be what the model will see: real photos (N, 3, H, W in [-1, 1]), or for a DCGAN
+    latent vectors (N, z_dim).
     """
-    reader = _Calibration(calibration)
+    input_name = onnx.load(str(fp32_path)).graph.input[0].name
+    reader = _Calibration(calibration, input_name)
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         with _quiet_exporter():

@@ -1,12 +1,14 @@
 """Run the exported generator with ONNX Runtime: the code path people actually use.
 
-:class:`Stylizer` owns one ``InferenceSession``, tries the CUDA provider first and falls back
-to the CPU, and reports which one really runs (``onnxruntime-gpu`` lists CUDA as available
-even on machines without a GPU, so only the session's own ``get_providers()`` is trusted).
+:class:`Stylizer` (photo → painting) and :class:`Sampler` (noise → painting, DCGAN) each own
+one ``InferenceSession``, try the CUDA provider first and fall back to the CPU, and report
+which one really runs (``onnxruntime-gpu`` lists CUDA as available even on machines without a
+GPU, so only the session's own ``get_providers()`` is trusted).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +60,16 @@ def blend_weights(length: int, overlap: int) -> np.ndarray:
     return np.minimum(ramp, 1.0)
 
 
-class Stylizer:
-    """An ONNX generator ready to repaint images: PIL in, PIL of the same size out.
+def noise(count: int, z_dim: int, seed: int) -> np.ndarray:
+    """``count`` latent vectors z ~ N(0, I) of length ``z_dim``, the same for the same seed
+    (``artshift sample`` and the evaluate stage draw DCGAN samples with it)."""
+    return np.random.default_rng(seed).standard_normal((count, z_dim)).astype(np.float32)
 
-    Images with a side above ``tile`` are processed in overlapping ``tile``-sized tiles whose
-    overlaps are cross-faded, so memory stays bounded whatever the input size.
-    """
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0,
-                 tile: int = 1024, overlap: int = 64):
+class OnnxGenerator:
+    """One ``InferenceSession`` on the best available provider, run with IO binding on CUDA."""
+
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0):
         import onnxruntime as ort
 
         model_path = Path(model_path)
@@ -80,12 +83,9 @@ class Stylizer:
             self.session = ort.InferenceSession(str(model_path), options, providers=providers or PREFERRED_PROVIDERS)
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ArtShiftError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
-        if not 0 <= overlap < tile // 2:
-            raise ArtShiftError(f"tile overlap must be in [0, tile/2), got overlap {overlap} for tile {tile}")
-        self.tile, self.overlap = tile, overlap
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.size_multiple = int(meta.get("size_multiple", "4"))
-        self.metadata = meta
+        self.path = model_path
+        self.metadata = self.session.get_modelmeta().custom_metadata_map
+        self.input_shape = self.session.get_inputs()[0].shape
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
@@ -94,19 +94,66 @@ class Stylizer:
         """The execution provider that actually runs this session."""
         return self.session.get_providers()[0]
 
-    def run_array(self, batch: np.ndarray) -> np.ndarray:
-        """(N, 3, H, W) float32 in [-1, 1] → same shape; pads to the size multiple and crops back."""
-        padded, height, width = _reflect_pad(batch.astype(np.float32, copy=False), self.size_multiple)
+    @property
+    def paints_from_noise(self) -> bool:
+        """True for a DCGAN generator (input z of shape (N, z_dim)), False for an image translator."""
+        return len(self.input_shape) == 2
+
+    def _run(self, inputs: np.ndarray) -> np.ndarray:
+        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         if self.provider == "CUDAExecutionProvider":
             # IO binding: one upload, output allocated on the GPU, one download; no staging copies.
             binding = self.session.io_binding()
-            binding.bind_cpu_input(self.input_name, np.ascontiguousarray(padded))
+            binding.bind_cpu_input(self.input_name, inputs)
             binding.bind_output(self.output_name, "cuda")
             self.session.run_with_iobinding(binding)
-            out = binding.copy_outputs_to_cpu()[0]
-        else:
-            (out,) = self.session.run([self.output_name], {self.input_name: padded})
-        return out[:, :, :height, :width]
+            return binding.copy_outputs_to_cpu()[0]
+        (out,) = self.session.run([self.output_name], {self.input_name: inputs})
+        return out
+
+
+class Sampler(OnnxGenerator):
+    """A noise → painting ONNX generator (DCGAN): a seed in, new paintings out."""
+
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0):
+        super().__init__(model_path, providers, threads)
+        if not self.paints_from_noise:
+            raise ArtShiftError(f"{self.path}: this model repaints photos; use `artshift stylize` with it")
+        self.z_dim = int(self.input_shape[1])
+
+    def run_array(self, z: np.ndarray) -> np.ndarray:
+        """(N, z_dim) latent vectors → (N, 3, S, S) paintings in [-1, 1]."""
+        return self._run(z)
+
+    def sample(self, count: int, seed: int, batch: int = 16) -> Iterator[Image.Image]:
+        """``count`` paintings drawn from the noise of ``seed`` (same seed, same paintings),
+        computed ``batch`` at a time so memory stays bounded."""
+        z = noise(count, self.z_dim, seed)
+        for start in range(0, count, batch):
+            yield from (_to_pil(out) for out in self.run_array(z[start:start + batch]))
+
+
+class Stylizer(OnnxGenerator):
+    """An ONNX generator ready to repaint images: PIL in, PIL of the same size out.
+
+    Images with a side above ``tile`` are processed in overlapping ``tile``-sized tiles whose
+    overlaps are cross-faded, so memory stays bounded whatever the input size.
+    """
+
+    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0,
+                 tile: int = 1024, overlap: int = 64):
+        super().__init__(model_path, providers, threads)
+        if self.paints_from_noise:
+            raise ArtShiftError(f"{self.path}: this model paints from noise (DCGAN); use `artshift sample` with it")
+        if not 0 <= overlap < tile // 2:
+            raise ArtShiftError(f"tile overlap must be in [0, tile/2), got overlap {overlap} for tile {tile}")
+        self.tile, self.overlap = tile, overlap
+        self.size_multiple = int(self.metadata.get("size_multiple", "4"))
+
+    def run_array(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 in [-1, 1] → same shape; pads to the size multiple and crops back."""
+        padded, height, width = _reflect_pad(batch.astype(np.float32, copy=False), self.size_multiple)
+        return self._run(padded)[:, :, :height, :width]
 
     def run_tiled(self, image: np.ndarray) -> np.ndarray:
         """(3, H, W) in [-1, 1] → same shape, tile by tile with cross-faded overlaps."""
@@ -136,6 +183,12 @@ class Stylizer:
             outputs = [self.run_tiled(a) if max(a.shape[1:]) > self.tile else self.run_array(a[None])[0]
                        for a in arrays]
         return [_to_pil(out) for out in outputs]
+
+
+def open_generator(model_path: str | Path, providers: list[str] | None = None, threads: int = 0) -> Sampler | Stylizer:
+    """The runner that fits the model: a :class:`Sampler` for noise input, else a :class:`Stylizer`."""
+    probe = OnnxGenerator(model_path, providers, threads)
+    return (Sampler if probe.paints_from_noise else Stylizer)(model_path, providers, threads)
 
 
 def _to_array(image: Image.Image) -> np.ndarray:

@@ -171,7 +171,13 @@ def data_run(stage: str) -> Iterator[Run]:
     handle.finish()
 
 
-REGISTERED_MODEL = "artshift"
+REGISTERED_MODEL = "artshift"  # photo → painting; DCGANs register as "artshift-dcgan"
+
+
+def registered_name(method: str) -> str:
+    """Registry name for a model of ``method``: DCGANs apart, so ``models:/artshift/latest``
+    is always a model that repaints photos."""
+    return f"{REGISTERED_MODEL}-dcgan" if method == "dcgan" else REGISTERED_MODEL
 
 
 def log_onnx_model(run: Run, onnx_path: str | Path, input_example, register_as: str | None = REGISTERED_MODEL) -> str:

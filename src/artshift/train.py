@@ -1,8 +1,10 @@
 """The training loop: discriminator and generator updated in alternation, top to bottom.
 
-Reads the processed train images, trains CUT, logs losses and sample grids to the model's
-MLflow run, writes resumable checkpoints, and finally the generator file used by evaluate,
-export and inference. Re-running after a crash resumes from the newest valid checkpoint.
+One loop for every method (CUT, FastCUT, CycleGAN, DCGAN; see :mod:`artshift.models.gan`).
+Reads the processed train images, logs losses and sample grids to the model's MLflow run,
+watches sample diversity for mode collapse, writes resumable checkpoints, and finally the
+generator file used by evaluate, export and inference. Re-running after a crash resumes from
+the newest valid checkpoint.
 """
 
 from __future__ import annotations
@@ -19,22 +21,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from artshift import checkpoint
 from artshift.config import Params
 from artshift.data.dataset import UnpairedBatches, load_folder
 from artshift.files import write_text
 from artshift.log import get_logger, progress
-from artshift.models.cut import CUT
-from artshift.models.networks import ResnetGenerator
-from artshift.visualize import side_by_side
+from artshift.metrics.diversity import collapse_warning, mean_pairwise_distance
+from artshift.models.dcgan import DCGAN
+from artshift.models.gan import GANMethod, build_method
+from artshift.visualize import side_by_side, tile
 
 if TYPE_CHECKING:
     from artshift.tracking import Run  # importing MLflow is slow; only needed for the type
 
 log = get_logger("train")
 # Params that change how often we log or save, not the weights: changing them keeps checkpoints valid.
-_BOOKKEEPING_KEYS = {"log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples"}
+_BOOKKEEPING_KEYS = {"log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples",
+                     "collapse_ratio"}
+# Real paintings whose mutual distances set the diversity a generator's samples should reach.
+DIVERSITY_REFERENCE = 64
 
 
 @dataclass
@@ -55,8 +62,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def build_optimizers(model: CUT, params: Params) -> dict[str, torch.optim.Optimizer]:
-    """Adam for D, and one Adam for G together with the PatchNCE heads F (they share a loss).
+def build_optimizers(model: GANMethod, params: Params) -> dict[str, torch.optim.Optimizer]:
+    """Adam for the discriminator(s), and one Adam for the generator side (G with CUT's PatchNCE
+    heads, or CycleGAN's two generators: they share one objective).
 
     With ``train.lr_d`` set, D gets its own learning rate (the two time-scale update rule).
     """
@@ -64,7 +72,7 @@ def build_optimizers(model: CUT, params: Params) -> dict[str, torch.optim.Optimi
     betas = (cfg.beta1, cfg.beta2)
     return {
         "D": torch.optim.Adam(model.D.parameters(), lr=cfg.lr_d or cfg.lr, betas=betas),
-        "G": torch.optim.Adam([*model.G.parameters(), *model.F.parameters()], lr=cfg.lr, betas=betas),
+        "G": torch.optim.Adam(model.generator_parameters(), lr=cfg.lr, betas=betas),
     }
 
 
@@ -80,17 +88,17 @@ def lr_factor(step: int, total: int, decay: bool) -> float:
 class TrainState:
     """Everything a step changes, and so everything a checkpoint must hold to resume exactly."""
 
-    model: CUT
+    model: GANMethod
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
-    ema: ResnetGenerator | None
+    ema: torch.nn.Module | None
     generator: torch.Generator
 
     @classmethod
-    def create(cls, params: Params, generator: torch.Generator) -> "TrainState":
+    def create(cls, params: Params, generator: torch.Generator, image_size: int) -> "TrainState":
         """Fresh networks, optimisers, schedules and (optionally) the EMA copy of G."""
         cfg = params.train
-        net = CUT(cfg)
+        net = build_method(cfg, image_size)
         optimizers = build_optimizers(net, params)
         schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg.steps, cfg.lr_decay))
                       for name, opt in optimizers.items()}
@@ -98,7 +106,7 @@ class TrainState:
         return cls(net, optimizers, schedulers, ema, generator)
 
     @property
-    def inference_generator(self) -> ResnetGenerator:
+    def inference_generator(self) -> torch.nn.Module:
         """The generator to sample and export: the EMA average when enabled."""
         return self.ema if self.ema is not None else self.model.G
 
@@ -156,13 +164,22 @@ def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainStat
     checkpoint.prune(folder, keep)
 
 
+def fixed_inputs(model: GANMethod, photos: torch.Tensor, seed: int) -> torch.Tensor:
+    """What the progress grids show the generator: test photos, or for DCGAN fixed noise
+    (drawn from its own seeded RNG, so it does not shift the training's random stream)."""
+    if isinstance(model, DCGAN):
+        return model.noise(len(photos), torch.Generator().manual_seed(seed))
+    return photos
+
+
 @torch.no_grad()
-def render_samples(generator: ResnetGenerator, photos: torch.Tensor):
-    """Grid of fixed photos beside their translation (G in eval mode, then back to train)."""
+def render_samples(generator: torch.nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, Image.Image]:
+    """G's outputs for fixed inputs and their grid: photos beside translations, or a tile of
+    samples for noise inputs (G in eval mode, then back to train)."""
     generator.eval()
-    grid = side_by_side([photos, generator(photos)])
+    outputs = generator(inputs)
     generator.train()
-    return grid
+    return outputs, tile(outputs) if inputs.dim() == 2 else side_by_side([inputs, outputs])
 
 
 def _grad_norm(module: torch.nn.Module) -> float:
@@ -171,30 +188,33 @@ def _grad_norm(module: torch.nn.Module) -> float:
 
 
 @torch.no_grad()
-def update_ema(ema: ResnetGenerator, live: ResnetGenerator, decay: float) -> None:
-    """ema ← decay·ema + (1 - decay)·live, parameter by parameter."""
+def update_ema(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 - decay)·live, parameter by parameter; buffers (batch-norm running
+    statistics) are copied, since they are estimates, not weights."""
     for averaged, current in zip(ema.parameters(), live.parameters()):
         averaged.lerp_(current, 1.0 - decay)
+    for averaged, current in zip(ema.buffers(), live.buffers()):
+        averaged.copy_(current)
 
 
 def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
-    """One alternation: update D on real vs fake paintings, then G (and F) against the new D.
+    """One alternation: update D on real vs fake paintings, then G against the new D.
 
     Returns the loss terms, D's mean scores, gradient norms and learning rates, for logging.
     """
     model, optimizers, generator = state.model, state.optimizers, state.generator
-    fake_b, idt_b = model.translate(real_a, real_b)
+    fakes = model.generate(real_a, real_b, generator)
 
     model.D.requires_grad_(True)
     optimizers["D"].zero_grad(set_to_none=True)
-    d_terms = model.d_losses(real_b, fake_b, generator)
+    d_terms = model.d_losses(real_a, real_b, fakes, generator)
     d_terms["d_total"].backward()
     grad_d = _grad_norm(model.D)
     optimizers["D"].step()
 
     model.D.requires_grad_(False)
     optimizers["G"].zero_grad(set_to_none=True)
-    g_terms = model.g_losses(real_a, real_b, fake_b, idt_b, generator)
+    g_terms = model.g_losses(real_a, real_b, fakes, generator)
     g_terms["g_total"].backward()
     grad_g = _grad_norm(model.G)
     optimizers["G"].step()
@@ -205,6 +225,22 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor) ->
     return {**{name: value.item() for name, value in (d_terms | g_terms).items()},
             "grad_norm_d": grad_d, "grad_norm_g": grad_g,
             "lr_d": optimizers["D"].param_groups[0]["lr"], "lr_g": optimizers["G"].param_groups[0]["lr"]}
+
+
+def watch_samples(generator: torch.nn.Module, inputs: torch.Tensor, reference_diversity: float, ratio: float,
+                  step: int, run: Run | None) -> float:
+    """Render the fixed inputs, log the grid and the samples' diversity, warn on mode collapse."""
+    outputs, grid = render_samples(generator, inputs)
+    diversity = mean_pairwise_distance(outputs)
+    log.info("step %d sample diversity %.4f (paintings %.4f)", step, diversity, reference_diversity)
+    warning = collapse_warning(diversity, reference_diversity, ratio)
+    if warning:
+        log.warning("step %d: %s", step, warning)
+    if run:
+        run.log_metrics({"samples/diversity": diversity, "samples/diversity_ratio": diversity / reference_diversity},
+                        step=step)
+        run.log_image(grid, f"samples/step_{step:07d}.png")
+    return diversity
 
 
 class LossCurve:
@@ -225,7 +261,7 @@ class LossCurve:
 
 def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "", run: Run | None = None,
           loss_csv: Path | None = None) -> TrainResult:
-    """Train CUT photo → painting; write checkpoints and ``out_dir/generator.pt``.
+    """Train ``train.method``; write checkpoints and ``out_dir/generator.pt``.
 
     ``dataset_hash`` (the preprocess manifest's sha256) ties checkpoints to the data they saw;
     ``loss_csv`` receives the loss curve for ``dvc plots``.
@@ -237,7 +273,9 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
     sample_photos = load_folder(data_dir / "test" / "photos", limit=cfg.n_samples)
     log.info("loaded %d photos and %d paintings at %d px", len(photos), len(paintings), photos.shape[-1])
 
-    state = TrainState.create(params, generator)
+    state = TrainState.create(params, generator, image_size=paintings.shape[-1])
+    inputs = fixed_inputs(state.model, sample_photos, params.seed)
+    reference_diversity = mean_pairwise_distance(paintings[:DIVERSITY_REFERENCE])
     ckpt_dir = out_dir / "checkpoints"
     fingerprint = config_fingerprint(params, dataset_hash)
     start = _resume(ckpt_dir, fingerprint, state)
@@ -257,8 +295,8 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
             curve.add(step, losses)
             if run:
                 run.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step=step)
-        if run and (step % cfg.sample_every == 0 or step == cfg.steps):
-            run.log_image(render_samples(state.inference_generator, sample_photos), f"samples/step_{step:07d}.png")
+        if step % cfg.sample_every == 0 or step == cfg.steps:
+            watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save_checkpoint(ckpt_dir, fingerprint, step, state, cfg.keep_checkpoints)
     elapsed = time.perf_counter() - began
