@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from artshift.augment import POLICIES, diff_augment
-from artshift.train import lr_factor, update_ema
+from artshift.train import ema_decay, lr_factor, update_ema
 from artshift.models.networks import ResnetGenerator
 
 
@@ -39,3 +39,16 @@ def test_ema_moves_toward_live_weights():
     update_ema(ema, live, decay=0.9)
     for b, e, l in zip(before, ema.parameters(), live.parameters()):
         assert torch.allclose(e, 0.9 * b + 0.1 * l, atol=1e-6)
+
+
+def test_ema_decay_warms_up_then_holds_the_target():
+    assert [ema_decay(s, 0.999) for s in (1, 10, 90)] == pytest.approx([2 / 11, 11 / 20, 91 / 100])
+    assert ema_decay(100_000, 0.999) == 0.999
+    assert ema_decay(1000, 0.5) == 0.5
+
+
+def test_ema_copies_batch_norm_statistics():
+    live, ema = torch.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    live(torch.randn(4, 3, 2, 2) + 5)
+    update_ema(ema, live, decay=0.9)
+    assert torch.equal(ema.running_mean, live.running_mean) and ema.num_batches_tracked == 1

@@ -187,6 +187,15 @@ def _grad_norm(module: torch.nn.Module) -> float:
     return float(torch.cat(grads).norm()) if grads else 0.0
 
 
+def ema_decay(step: int, target: float) -> float:
+    """EMA decay at ``step`` (1-based): (1 + step) / (10 + step), capped at ``target``.
+
+    The warm-up keeps a short run's average from being dominated by the random initial
+    weights: with a fixed 0.999, they would still weigh 0.999^1000 ≈ 37% after 1 000 steps.
+    """
+    return min(target, (1 + step) / (10 + step))
+
+
 @torch.no_grad()
 def update_ema(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> None:
     """ema ← decay·ema + (1 - decay)·live, parameter by parameter; buffers (batch-norm running
@@ -197,7 +206,7 @@ def update_ema(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> Non
         averaged.copy_(current)
 
 
-def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
+def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor, step: int) -> dict[str, float]:
     """One alternation: update D on real vs fake paintings, then G against the new D.
 
     Returns the loss terms, D's mean scores, gradient norms and learning rates, for logging.
@@ -219,7 +228,7 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor) ->
     grad_g = _grad_norm(model.G)
     optimizers["G"].step()
     if state.ema is not None:
-        update_ema(state.ema, model.G, model.cfg.ema)
+        update_ema(state.ema, model.G, ema_decay(step, model.cfg.ema))
     for scheduler in state.schedulers.values():
         scheduler.step()
     return {**{name: value.item() for name, value in (d_terms | g_terms).items()},
@@ -289,7 +298,7 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
     began = time.perf_counter()
     for step in progress(range(start + 1, cfg.steps + 1), desc="train", total=cfg.steps - start):
         real_a, real_b = batches.next()
-        losses = train_step(state, real_a, real_b)
+        losses = train_step(state, real_a, real_b, step)
         if step % cfg.log_every == 0 or step == cfg.steps:
             log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
             curve.add(step, losses)
