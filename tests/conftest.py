@@ -25,8 +25,8 @@ def tiny_onnx(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_dcgan_onnx(tmp_path_factory):
-    """A small random DCGAN generator (z_dim 8, 16 px paintings) exported to ONNX."""
+def tiny_dcgan(tmp_path_factory):
+    """A small random DCGAN generator (z_dim 8, 16 px paintings) in eval mode, and its ONNX file."""
     from artshift.export import export_generator
     from artshift.models.networks import DCGANGenerator, init_weights
 
@@ -36,7 +36,7 @@ def tiny_dcgan_onnx(tmp_path_factory):
     generator(torch.randn(8, 8))  # one train-mode pass so batch norm has running statistics
     path = tmp_path_factory.mktemp("model") / "dcgan.onnx"
     export_generator(generator.eval(), path, opset=18, metadata={"method": "dcgan"})
-    return path
+    return generator, path
 
 
 def write_processed(root, per_folder: int, size: int = 32):

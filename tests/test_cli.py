@@ -85,31 +85,31 @@ def test_batched_and_single_runs_agree(tiny_onnx):
         assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
 
 
-def test_sample_draws_seeded_paintings(tmp_path, tiny_dcgan_onnx, capsys):
+def test_sample_draws_seeded_paintings(tmp_path, tiny_dcgan, capsys):
     out = tmp_path / "samples"
-    assert main(["sample", "--n", "5", "--seed", "3", "--out", str(out), "--model", str(tiny_dcgan_onnx)]) == 0
+    assert main(["sample", "--n", "5", "--seed", "3", "--out", str(out), "--model", str(tiny_dcgan[1])]) == 0
     files = sorted(out.iterdir())
     assert [f.name for f in files] == [f"sample_seed3_{i:04d}.png" for i in range(5)]
     assert all(Image.open(f).size == (16, 16) for f in files)
     assert "drew 5 painting(s)" in capsys.readouterr().err
     again = tmp_path / "again"
-    assert main(["sample", "--n", "2", "--seed", "3", "--out", str(again), "--model", str(tiny_dcgan_onnx)]) == 0
+    assert main(["sample", "--n", "2", "--seed", "3", "--out", str(again), "--model", str(tiny_dcgan[1])]) == 0
     assert np.array_equal(np.asarray(Image.open(again / "sample_seed3_0001.png")), np.asarray(Image.open(files[1])))
 
 
-def test_sample_keeps_existing_outputs_and_refuses_wrong_models(tmp_path, tiny_onnx, tiny_dcgan_onnx, capsys):
+def test_sample_keeps_existing_outputs_and_refuses_wrong_models(tmp_path, tiny_onnx, tiny_dcgan, capsys):
     out = tmp_path / "samples"
-    args = ["sample", "--n", "2", "--out", str(out), "--model", str(tiny_dcgan_onnx)]
+    args = ["sample", "--n", "2", "--out", str(out), "--model", str(tiny_dcgan[1])]
     assert main(args) == 0
     before = (out / "sample_seed0_0000.png").read_bytes()
     capsys.readouterr()
     assert main(args) == 2
     assert capsys.readouterr().err.strip().endswith("exists (2 of 2 outputs do); use --force to overwrite")
     assert main([*args, "--force"]) == 0 and (out / "sample_seed0_0000.png").read_bytes() == before
-    assert main(["sample", "--n", "0", "--out", str(out), "--model", str(tiny_dcgan_onnx)]) == 2
+    assert main(["sample", "--n", "0", "--out", str(out), "--model", str(tiny_dcgan[1])]) == 2
     assert main(["sample", "--out", str(out), "--model", str(tiny_onnx)]) == 2
     assert "repaints photos; use `artshift stylize`" in capsys.readouterr().err
     image = tmp_path / "x.png"
     Image.new("RGB", (20, 20)).save(image)
-    assert main(["stylize", str(image), "--out", str(tmp_path / "o"), "--model", str(tiny_dcgan_onnx)]) == 2
+    assert main(["stylize", str(image), "--out", str(tmp_path / "o"), "--model", str(tiny_dcgan[1])]) == 2
     assert "paints from noise (DCGAN); use `artshift sample`" in capsys.readouterr().err

@@ -108,19 +108,8 @@ def test_tiled_run_matches_untiled_within_tolerance(exported):
     assert column_error.max() < 4 * column_error.mean() + 0.02
 
 
-@pytest.fixture(scope="module")
-def exported_dcgan(tmp_path_factory):
-    torch.manual_seed(0)
-    generator = DCGANGenerator(z_dim=8, ngf=8, image_size=16)
-    init_weights(generator, gain=0.2)
-    generator(torch.randn(8, 8))  # one train-mode pass so batch norm has running statistics
-    path = tmp_path_factory.mktemp("onnx") / "dcgan.onnx"
-    export_generator(generator, path, opset=18, metadata={"method": "dcgan"})
-    return generator.eval(), path
-
-
-def test_dcgan_exports_with_noise_input_and_dynamic_batch(exported_dcgan, tmp_path):
-    generator, path = exported_dcgan
+def test_dcgan_exports_with_noise_input_and_dynamic_batch(tiny_dcgan, tmp_path):
+    generator, path = tiny_dcgan
     model = onnx.load(str(path))
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert model.graph.input[0].name == "z" and [d.dim_param or d.dim_value for d in dims] == ["batch", 8]
@@ -129,8 +118,8 @@ def test_dcgan_exports_with_noise_input_and_dynamic_batch(exported_dcgan, tmp_pa
     assert parity(generator, tmp_path / "dcgan.int8.onnx", parity_inputs(generator))["mean_abs_diff"] < 0.1
 
 
-def test_sampler_draws_the_same_paintings_for_the_same_seed(exported_dcgan):
-    generator, path = exported_dcgan
+def test_sampler_draws_the_same_paintings_for_the_same_seed(tiny_dcgan):
+    generator, path = tiny_dcgan
     sampler = Sampler(path, providers=["CPUExecutionProvider"])
     first, again, other = (list(sampler.sample(3, seed=s, batch=2)) for s in (0, 0, 1))
     assert [im.size for im in first] == [(16, 16)] * 3
@@ -141,8 +130,8 @@ def test_sampler_draws_the_same_paintings_for_the_same_seed(exported_dcgan):
     np.testing.assert_allclose(sampler.run_array(noise(3, 8, seed=0)), expected, atol=1e-4)
 
 
-def test_each_runner_refuses_the_other_kind_of_model(exported, exported_dcgan):
+def test_each_runner_refuses_the_other_kind_of_model(exported, tiny_dcgan):
     with pytest.raises(ArtShiftError, match="paints from noise .*use `artshift sample`"):
-        Stylizer(exported_dcgan[1])
+        Stylizer(tiny_dcgan[1])
     with pytest.raises(ArtShiftError, match="repaints photos; use `artshift stylize`"):
         Sampler(exported[1])
