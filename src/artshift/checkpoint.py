@@ -41,9 +41,10 @@ def load(path: str | Path, kind: str) -> dict:
     return obj
 
 
-def generator_record(generator: nn.Module, arch: dict, **extra: object) -> dict:
-    """The ``generator`` checkpoint: network class and architecture (to rebuild the module) plus weights."""
-    return {"kind": "generator", "network": type(generator).__name__, "arch": arch,
+def generator_record(generator: nn.Module, **extra: object) -> dict:
+    """The ``generator`` checkpoint: network class and its ``arch`` (constructor arguments, to
+    rebuild the module) plus weights."""
+    return {"kind": "generator", "network": type(generator).__name__, "arch": generator.arch,
             "state_dict": generator.state_dict(), **extra}
 
 

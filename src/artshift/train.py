@@ -159,7 +159,7 @@ def _resume(folder: Path, fingerprint: str, state: TrainState) -> int:
 
 
 def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainState, keep: int) -> None:
-    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint, "arch": state.model.arch,
+    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint,
                      "state": state.state_dict()}, checkpoint.step_path(folder, step))
     checkpoint.prune(folder, keep)
 
@@ -310,7 +310,7 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
             _save_checkpoint(ckpt_dir, fingerprint, step, state, cfg.keep_checkpoints)
     elapsed = time.perf_counter() - began
 
-    checkpoint.save(checkpoint.generator_record(state.inference_generator, state.model.arch, method=cfg.method,
+    checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
                                                 ema=cfg.ema > 0, step=cfg.steps,
                                                 image_size=photos.shape[-1]), out_dir / "generator.pt")
     done = cfg.steps - start

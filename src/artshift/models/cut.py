@@ -34,11 +34,6 @@ class CUT(GANMethod):
         self.F = PatchSampler(self.G.feature_channels(cfg.nce_layers))
         self.init_networks()
 
-    @property
-    def arch(self) -> dict:
-        """Constructor arguments of G: all that is needed to rebuild it for inference."""
-        return {"ngf": self.cfg.ngf, "n_blocks": self.cfg.n_blocks}
-
     def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, generator: torch.Generator) -> dict:
         """G on photos (→ ``fake_b``) and, with identity NCE, on paintings (``idt_b``) in the same pass."""
         if not self.nce_idt:

@@ -66,11 +66,6 @@ class CycleGAN(GANMethod):
         self.pool_a, self.pool_b = HistoryPool(cfg.pool_size), HistoryPool(cfg.pool_size)
         self.init_networks()
 
-    @property
-    def arch(self) -> dict:
-        """Constructor arguments of G: all that is needed to rebuild it for inference."""
-        return {"ngf": self.cfg.ngf, "n_blocks": self.cfg.n_blocks}
-
     def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, generator: torch.Generator) -> dict:
         """Both translations, both reconstructions and (with λ_idt > 0) both identity mappings."""
         fake_b, fake_a = self.G(real_a), self.G_BA(real_b)

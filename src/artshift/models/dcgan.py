@@ -21,18 +21,12 @@ class DCGAN(GANMethod):
 
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__(cfg)
-        self.image_size = image_size
         try:
             self.G = DCGANGenerator(z_dim=cfg.z_dim, ngf=cfg.ngf, image_size=image_size)
         except ValueError as exc:  # the image size comes from the preprocess params
             raise ParamsError(f"preprocess.image_size: {exc}") from None
         self.D = DCGANDiscriminator(ndf=cfg.ndf, image_size=image_size)
         self.init_networks()
-
-    @property
-    def arch(self) -> dict:
-        """Constructor arguments of G: all that is needed to rebuild it for sampling."""
-        return {"z_dim": self.cfg.z_dim, "ngf": self.cfg.ngf, "image_size": self.image_size}
 
     def noise(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """``count`` latent vectors z ~ N(0, I)."""

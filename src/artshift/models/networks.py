@@ -50,6 +50,7 @@ class ResnetGenerator(nn.Module):
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9):
         super().__init__()
+        self.arch = {"ngf": ngf, "n_blocks": n_blocks}  # constructor arguments, saved beside the weights
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(3, ngf, 7, bias=True),
@@ -188,6 +189,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, z_dim: int = 100, ngf: int = 64, image_size: int = 64):
         super().__init__()
         self.z_dim = z_dim
+        self.arch = {"z_dim": z_dim, "ngf": ngf, "image_size": image_size}  # saved beside the weights
         widths = _dcgan_widths(image_size, ngf)
         layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, widths[0], 4, bias=False),
                                    nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
