@@ -8,7 +8,7 @@ from artshift.config import load_params
 from artshift.data.dataset import load_folder
 from artshift.errors import ArtShiftError
 from artshift.evaluation import score_onnx_models
-from artshift.export import export_fp16, export_generator, export_int8, parity, parity_inputs
+from artshift.export import export_fp16, export_generator, export_int8_generator, parity, parity_inputs
 from artshift.files import write_json
 from artshift.inference import noise
 from artshift.log import get_logger
@@ -41,7 +41,8 @@ def main() -> None:
                 "train_image_size": str(record.get("image_size", ""))}
     export_generator(generator, ONNX_PATHS["fp32"], cfg.opset, metadata)
     export_fp16(ONNX_PATHS["fp32"], ONNX_PATHS["fp16"])
-    export_int8(ONNX_PATHS["fp32"], ONNX_PATHS["int8"], example_inputs(generator, cfg.calibration_images, params.seed))
+    export_int8_generator(generator, ONNX_PATHS["int8"], cfg.opset,
+                          example_inputs(generator, cfg.calibration_images, params.seed), metadata)
 
     inputs = parity_inputs(generator, params.seed)
     report = {name: parity(generator, path, inputs) for name, path in ONNX_PATHS.items()}

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from artshift.errors import ArtShiftError
-from artshift.export import export_fp16, export_generator, export_int8, parity, parity_inputs
+from artshift.export import (export_fp16, export_generator, export_int8, export_int8_generator, parity,
+                             parity_inputs)
 from artshift.inference import Sampler, Stylizer, noise
 from artshift.models.networks import DCGANGenerator, ResnetGenerator, init_weights
 
@@ -57,6 +58,19 @@ def test_fp16_and_int8_variants_run_close_to_fp32(exported, tmp_path):
     int8_ops = {node.op_type for node in onnx.load(str(tmp_path / "g.int8.onnx")).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= int8_ops
     assert (tmp_path / "g.int8.onnx").stat().st_size < 0.5 * path.stat().st_size
+
+
+def test_exported_graph_is_the_fast_form(exported, tmp_path):
+    generator, path = exported
+    fp32_ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert "DepthToSpace" in fp32_ops and fp32_ops.count("ConvTranspose") == 2  # output conv rewritten only
+    calibration = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 32, 32)).astype(np.float32)
+    export_int8_generator(generator, tmp_path / "g.int8.onnx", 18, calibration, {"run_id": "abc"})
+    int8 = onnx.load(str(tmp_path / "g.int8.onnx"))
+    assert "ConvTranspose" not in {node.op_type for node in int8.graph.node}  # every conv gets int8 kernels
+    assert {p.key: p.value for p in int8.metadata_props}["precision"] == "int8"
+    diffs = parity(generator, tmp_path / "g.int8.onnx", _images((32, 32)))
+    assert 0 < diffs["mean_abs_diff"] < 0.1, diffs
 
 
 def test_stylizer_pads_to_multiple_and_crops_back(exported):

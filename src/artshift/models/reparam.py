@@ -1,0 +1,107 @@
+"""Exact re-parameterisations of a trained ResnetGenerator that run faster in ONNX Runtime.
+
+The trained network is kept as it is; export rewrites two kinds of layers into mathematically
+equal forms (same outputs up to float summation order) that ONNX Runtime's CPU kernels handle
+better. Measured with its profiler at 256 px (see README, Benchmarks):
+
+* the last ReflectionPad(3) + 7×7 conv to 3 channels is padded to 16 output channels by ORT's
+  blocked (NCHWc) kernels, so 5/6 of its work is wasted. Computing the 4×4 output phases at once
+  as one 10×10 stride-4 conv to 48 channels, then DepthToSpace, halves its time;
+* ConvTranspose has no int8 kernel, so a quantised model runs it in float between dequantise and
+  quantise nodes. As a 2×2 conv to 4× the channels + DepthToSpace (sub-pixel convolution) it
+  quantises like every other conv. In fp32 the plain ConvTranspose is faster, so this rewrite
+  is only used for the int8 model.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from artshift.models.networks import ResnetGenerator
+
+OUTPUT_STRIDE = 4  # output phases computed per position by the strided output conv
+
+
+class StridedOutputConv(nn.Module):
+    """ReflectionPad(p) + k×k conv (stride 1) as ReflectionPad(p) + (k+s-1)² stride-s conv to
+    s²× the channels + pixel shuffle, s = :data:`OUTPUT_STRIDE`. Output phase (a, b) of each
+    s×s block is the original kernel placed at offset (a, b) inside the larger kernel."""
+
+    def __init__(self, pad: nn.ReflectionPad2d, conv: nn.Conv2d):
+        super().__init__()
+        stride, size = OUTPUT_STRIDE, conv.kernel_size[0]
+        weight = conv.weight.detach()
+        out_channels, in_channels = weight.shape[:2]
+        window = size + stride - 1
+        phases = weight.new_zeros(out_channels, stride, stride, in_channels, window, window)
+        for a in range(stride):
+            for b in range(stride):
+                phases[:, a, b, :, a:a + size, b:b + size] = weight
+        self.pad = pad
+        self.conv = nn.Conv2d(in_channels, out_channels * stride ** 2, window, stride=stride)
+        self.conv.weight.data.copy_(phases.reshape(self.conv.weight.shape))
+        self.conv.bias.data.copy_(conv.bias.detach().repeat_interleave(stride ** 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(self.pad(x)), OUTPUT_STRIDE)
+
+
+class SubpixelUpsample(nn.Module):
+    """ConvTranspose2d(kernel 3, stride 2, padding 1, output_padding 1) as a 2×2 conv over the
+    input (zero-padded by one on the right and bottom) to 4× the channels + pixel shuffle.
+
+    An even output row 2m takes kernel row 1 at input row m; an odd one 2m+1 takes kernel row 2
+    at input m and kernel row 0 at input m+1 (and likewise for columns).
+    """
+
+    TAPS = {(0, 0): 1, (1, 0): 2, (1, 1): 0}  # (output phase, input offset) → kernel index
+
+    def __init__(self, deconv: nn.ConvTranspose2d):
+        super().__init__()
+        weight = deconv.weight.detach()  # (C_in, C_out, 3, 3)
+        in_channels, out_channels = weight.shape[:2]
+        phases = weight.new_zeros(out_channels, 2, 2, in_channels, 2, 2)
+        for (a, t), k in self.TAPS.items():
+            for (b, u), j in self.TAPS.items():
+                phases[:, a, b, :, t, u] = weight[:, :, k, j].T
+        self.conv = nn.Conv2d(in_channels, out_channels * 4, 2)
+        self.conv.weight.data.copy_(phases.reshape(self.conv.weight.shape))
+        self.conv.bias.data.copy_(deconv.bias.detach().repeat_interleave(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.conv(F.pad(x, (0, 1, 0, 1))), 2)
+
+
+class ReparamGenerator(nn.Module):
+    """A ResnetGenerator's layers with the rewrites above applied; same function, no training."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def reparameterise(generator: nn.Module, subpixel_upsampling: bool = False) -> nn.Module:
+    """The inference form of ``generator`` for export: a ResnetGenerator with its output conv
+    (and, if ``subpixel_upsampling``, its transposed convs) rewritten; any other network as is."""
+    if not isinstance(generator, ResnetGenerator):
+        return generator
+    source = copy.deepcopy(generator).eval()
+    layers, out = list(source.layers), []
+    while layers:
+        layer = layers.pop(0)
+        if isinstance(layer, nn.ReflectionPad2d) and len(layers) >= 2 and isinstance(layers[1], nn.Tanh):
+            out.append(StridedOutputConv(layer, layers.pop(0)))
+        elif subpixel_upsampling and isinstance(layer, nn.ConvTranspose2d):
+            out.append(SubpixelUpsample(layer))
+        else:
+            out.append(layer)
+    return ReparamGenerator(out).eval()
