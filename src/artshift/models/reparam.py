@@ -26,6 +26,17 @@ from artshift.models.networks import ResnetGenerator
 OUTPUT_STRIDE = 4  # output phases computed per position by the strided output conv
 
 
+def _phase_conv(phases: torch.Tensor, bias: torch.Tensor, stride: int = 1) -> nn.Conv2d:
+    """A conv computing every output phase as its own channel: ``phases`` has shape
+    (C_out, *phase grid, C_in, k, k), and each original bias is repeated once per phase."""
+    out_channels, in_channels, size = phases.shape[0], phases.shape[-3], phases.shape[-1]
+    per_phase = phases[0, ..., 0, 0, 0].numel()
+    conv = nn.Conv2d(in_channels, out_channels * per_phase, size, stride=stride)
+    conv.weight.data.copy_(phases.reshape(conv.weight.shape))
+    conv.bias.data.copy_(bias.detach().repeat_interleave(per_phase))
+    return conv
+
+
 class StridedOutputConv(nn.Module):
     """ReflectionPad(p) + k×k conv (stride 1) as ReflectionPad(p) + (k+s-1)² stride-s conv to
     s²× the channels + pixel shuffle, s = :data:`OUTPUT_STRIDE`. Output phase (a, b) of each
@@ -42,9 +53,7 @@ class StridedOutputConv(nn.Module):
             for b in range(stride):
                 phases[:, a, b, :, a:a + size, b:b + size] = weight
         self.pad = pad
-        self.conv = nn.Conv2d(in_channels, out_channels * stride ** 2, window, stride=stride)
-        self.conv.weight.data.copy_(phases.reshape(self.conv.weight.shape))
-        self.conv.bias.data.copy_(conv.bias.detach().repeat_interleave(stride ** 2))
+        self.conv = _phase_conv(phases, conv.bias, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.conv(self.pad(x)), OUTPUT_STRIDE)
@@ -68,9 +77,7 @@ class SubpixelUpsample(nn.Module):
         for (a, t), k in self.TAPS.items():
             for (b, u), j in self.TAPS.items():
                 phases[:, a, b, :, t, u] = weight[:, :, k, j].T
-        self.conv = nn.Conv2d(in_channels, out_channels * 4, 2)
-        self.conv.weight.data.copy_(phases.reshape(self.conv.weight.shape))
-        self.conv.bias.data.copy_(deconv.bias.detach().repeat_interleave(4))
+        self.conv = _phase_conv(phases, deconv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.conv(F.pad(x, (0, 1, 0, 1))), 2)
@@ -83,6 +90,7 @@ class ReparamGenerator(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
+    # Not an nn.Sequential: export's dynamic shapes name the input ``x``, as ResnetGenerator does.
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)
