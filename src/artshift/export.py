@@ -78,8 +78,9 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     generator = generator.eval()
     example, shapes, io_meta = _export_spec(generator)
     input_name, output_name = io_names(generator)
+    network = reparameterise(generator, subpixel_upsampling)
     with _quiet_exporter():
-        program = torch.onnx.export(reparameterise(generator, subpixel_upsampling), (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
+        program = torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
                                     input_names=[input_name], output_names=[output_name], external_data=False)
     model = program.model_proto
     meta = {**io_meta, **(metadata or {})}
@@ -161,8 +162,8 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
     should be what the model will see: real photos (N, 3, H, W in [-1, 1]), or for a DCGAN
     latent vectors (N, z_dim).
     """
-    input_name = onnx.load(str(fp32_path)).graph.input[0].name
-    reader = _Calibration(calibration, input_name)
+    source = onnx.load(str(fp32_path))
+    reader = _Calibration(calibration, source.graph.input[0].name)
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         with _quiet_exporter():
@@ -170,6 +171,6 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
             quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         model = onnx.load(str(quantized))
-    _copy_metadata(onnx.load(str(fp32_path)), model, precision="int8")
+    _copy_metadata(source, model, precision="int8")
     save_with(path, lambda tmp_path: onnx.save_model(model, str(tmp_path)))
     log.info("wrote %s (%.1f MB, calibrated on %d images)", path, Path(path).stat().st_size / 1e6, len(calibration))
