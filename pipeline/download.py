@@ -9,13 +9,14 @@ from artshift.data.sources import fetch_dataset
 from artshift.stage import run_stage
 
 RAW_DIR = Path("data/raw")
+DOWNLOADS_DIR = Path("data/downloads")  # archive cache of the url source, outside RAW_DIR
 
 
 def main() -> None:
     params = load_params()
     with tracking.data_run("download") as run:
         run.log_params({"seed": params.seed, "download": params.download.model_dump()})
-        summary = fetch_dataset(params.download, params.seed, RAW_DIR)
+        summary = fetch_dataset(params.download, params.seed, RAW_DIR, DOWNLOADS_DIR)
         run.log_summary(summary)
         run.log_artifact(RAW_DIR / "manifest.json")
 

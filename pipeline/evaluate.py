@@ -1,14 +1,13 @@
-"""Stage evaluate: FID/KID/content/diversity for model, identity and Reinhard → metrics/eval.json + grid."""
+"""Stage evaluate: every registered metric for model, identity and Reinhard → metrics/eval.json + grid."""
 
 import sys
 from pathlib import Path
 
 from artshift import checkpoint, tracking
 from artshift.config import load_params
-from artshift.evaluation import evaluate
+from artshift.evaluation import evaluate, tracked_metrics
 from artshift.files import write_json
 from artshift.images import save_image
-from artshift.metrics.inception import RANDOM_INIT_LABEL
 from artshift.metrics.weights import load_feature_extractor
 from artshift.stage import run_stage
 
@@ -21,20 +20,17 @@ def main() -> None:
     params = load_params()
     cfg = params.evaluate
     generator, _ = checkpoint.load_generator(GENERATOR)
-    extractor = load_feature_extractor(cfg.inception_weights, cfg.resize, params.seed)
-    report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE)
-    write_json(EVAL_JSON, report)
-    save_image(grid, GRID_PNG)
+    with tracking.open_run(RUN_REF) as run:
+        extractor = load_feature_extractor(cfg.inception_weights, cfg.resize, params.seed)
+        report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE)
+        write_json(EVAL_JSON, report)
+        save_image(grid, GRID_PNG)
 
-    run = tracking.open_run(RUN_REF)
-    run.log_params({"evaluate": cfg.model_dump()})
-    # Random-init features get a suffix so nobody compares them with published FIDs.
-    suffix = "_random_init" if report["feature_extractor"].startswith(RANDOM_INIT_LABEL) else ""
-    run.log_metrics({f"eval/{name}/{metric}{suffix}": value for name in ("model", "identity", "reinhard")
-                     for metric, value in report[name].items()} | {"eval/paintings_diversity": report["paintings_diversity"]})
-    run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
-    run.log_artifact(EVAL_JSON, "eval")
-    run.log_artifact(GRID_PNG, "eval")
+        run.log_params({"evaluate": cfg.model_dump()})
+        run.log_metrics(tracked_metrics(report))
+        run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
+        run.log_artifact(EVAL_JSON, "eval")
+        run.log_artifact(GRID_PNG, "eval")
 
 
 if __name__ == "__main__":

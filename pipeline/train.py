@@ -9,26 +9,24 @@ from artshift.files import sha256_file, write_json
 from artshift.stage import run_stage
 from artshift.train import train
 
-PROCESSED_DIR, MODELS_DIR, LOSS_CSV = Path("data/processed"), Path("models"), Path("reports/train_loss.csv")
-TRAIN_JSON = Path("metrics/train.json")
+PROCESSED_DIR, CHECKPOINT_DIR = Path("data/processed"), Path("models/checkpoints")
+GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
+LOSS_CSV, TRAIN_JSON = Path("reports/train_loss.csv"), Path("metrics/train.json")
 
 
 def main() -> None:
     params = load_params()
     dataset_hash = sha256_file(PROCESSED_DIR / "manifest.csv")
-    run = tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
-                                   tags={"dataset_manifest_sha256": dataset_hash})
-    tracking.save_run_ref(run, MODELS_DIR / "run.json")
-    try:
-        result = train(params, PROCESSED_DIR, MODELS_DIR, dataset_hash=dataset_hash, run=run, loss_csv=LOSS_CSV)
-    except BaseException:
-        run.finish("FAILED")
-        raise
-    summary = {"method": params.train.method, "steps": result.steps, "resumed_from": result.resumed_from,
-               "seconds_per_1k_steps": 1000 * result.seconds_per_step, "final_losses": result.losses}
-    write_json(TRAIN_JSON, summary)
-    run.log_metrics({"train/seconds_per_step": result.seconds_per_step})
-    run.finish()
+    with tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
+                                  tags={"dataset_manifest_sha256": dataset_hash}) as run:
+        tracking.save_run_ref(run, RUN_REF)
+        result = train(params, PROCESSED_DIR, CHECKPOINT_DIR, GENERATOR, dataset_hash=dataset_hash, run=run,
+                       loss_csv=LOSS_CSV)
+        write_json(TRAIN_JSON, {"method": params.train.method, "steps": result.steps,
+                                "resumed_from": result.resumed_from,
+                                "seconds_per_1k_steps": 1000 * result.seconds_per_step,
+                                "final_losses": result.losses})
+        run.log_metrics({"train/seconds_per_step": result.seconds_per_step})
 
 
 if __name__ == "__main__":

@@ -1,14 +1,34 @@
+from typing import get_args
+
 import pytest
 import yaml
 
-from artshift.config import load_params, parse_params
+from artshift.choices import DiffAugmentPolicy, GanLoss
+from artshift.config import Params, load_params, parse_params
 from artshift.errors import ParamsError
+from artshift.models import METHODS
 
 
-def test_repo_params_are_valid():
+def test_repo_params_file_validates_and_round_trips():
     params = load_params("params.yaml")
-    assert params.download.source == "embedded"
-    assert params.train.method == "cut"
+    assert parse_params(params.model_dump()) == params  # effective values validate again unchanged
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_registered_method_is_accepted(method):
+    assert parse_params({"train": {"method": method, "batch_size": 2}}).train.method == method
+
+
+def test_allowed_values_come_from_the_registry_and_choices():
+    assert get_args(Params.model_fields["train"].annotation.model_fields["method"].annotation) == tuple(METHODS)
+    for value in get_args(GanLoss):
+        assert parse_params({"train": {"gan_loss": value}}).train.gan_loss == value
+    assert parse_params({"train": {"diffaugment": list(get_args(DiffAugmentPolicy))}})
+
+
+def test_null_means_the_default():
+    assert parse_params({"train": {"lr": None, "lambda_nce": None}}).train.lr == parse_params({}).train.lr
+    assert parse_params({"train": {"method": "fastcut", "lambda_nce": None}}).train.lambda_nce == 10.0
 
 
 def test_defaults_fill_missing_sections():
@@ -31,6 +51,12 @@ def test_defaults_fill_missing_sections():
         ({"download": {"source": "local"}}, "download.path: required when download.source is 'local'"),
         ({"download": {"sha256": "abc"}}, "download.sha256: must be 64 hex digits, got 3 characters"),
         ({"export": {"opset": 9}}, "export.opset: must be >= 17, got 9"),
+        ({"train": {"method": "pix2pix"}},
+         "train.method: input should be 'cut', 'fastcut', 'cyclegan' or 'dcgan', got 'pix2pix'"),
+        ({"train": {"method": "dcgan"}}, "train.batch_size: dcgan uses batch norm and needs >= 2, got 1"),
+        ({"train": {"gan_loss": "relativistic"}},
+         "train.gan_loss: input should be 'vanilla', 'lsgan', 'hinge' or 'wgan', got 'relativistic'"),
+        ({"evaluate": {"resize": "nearest"}}, "evaluate.resize: input should be 'pytorch-fid' or 'clean-fid', got 'nearest'"),
     ],
 )
 def test_bad_values_name_the_key(raw, message):

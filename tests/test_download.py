@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from artshift.config import DownloadParams
-from artshift.data import sources
-from artshift.data.sources import download_file, fetch_dataset
+from artshift.data import download
+from artshift.data.download import download_file
+from artshift.data.sources import fetch_dataset
 from artshift.errors import DataError
 
 
@@ -124,7 +125,7 @@ def serve():
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch):
-    monkeypatch.setattr(sources, "BACKOFF_S", 0.0)
+    monkeypatch.setattr(download, "BACKOFF_S", 0.0)
 
 
 def _sha(data: bytes) -> str:
@@ -231,7 +232,7 @@ def test_links_inside_the_archive_become_copies(tmp_path):
     links = {"set/photos/sym.png": (SYM, "a.png"), "set/paintings/hard.png": (HARD, "set/photos/b.png")}
     archive = tmp_path / "set.tar.gz"
     archive.write_bytes(_tar(GOOD, links))
-    fetch_dataset(DownloadParams(source="local", path=str(archive)), 0, tmp_path / "raw")
+    fetch_dataset(DownloadParams(source="local", path=str(archive)), 0, tmp_path / "raw", tmp_path / "dl")
     raw = tmp_path / "raw"
     assert (raw / "photos" / "sym.png").read_bytes() == GOOD["set/photos/a.png"]
     assert (raw / "paintings" / "hard.png").read_bytes() == GOOD["set/photos/b.png"]
@@ -264,7 +265,8 @@ def test_local_folder(tmp_path):
     for name, data in {"photos/x.png": _png(1), "paintings/y.jpg": _png(2), "paintings/sub/z.png": _png(3)}.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    summary = fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw")
+    summary = fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw",
+                            tmp_path / "downloads")
     assert summary["counts"] == {"photos": 1, "paintings": 2} and "archive_sha256" not in summary
     assert (tmp_path / "raw" / "paintings" / "sub" / "z.png").read_bytes() == _png(3)
     assert not (tmp_path / "downloads").exists()
@@ -274,16 +276,18 @@ def test_local_archive_is_verified_and_never_deleted(tmp_path):
     data = _tar(GOOD)
     archive = tmp_path / "set.tar.gz"
     archive.write_bytes(data)
-    summary = fetch_dataset(DownloadParams(source="local", path=str(archive), sha256=_sha(data)), 0, tmp_path / "raw")
+    summary = fetch_dataset(DownloadParams(source="local", path=str(archive), sha256=_sha(data)), 0, tmp_path / "raw",
+                            tmp_path / "dl")
     assert summary["counts"] == {"photos": 2, "paintings": 1} and summary["archive_sha256"] == _sha(data)
     with pytest.raises(DataError, match="sha256 mismatch"):
-        fetch_dataset(DownloadParams(source="local", path=str(archive), sha256="1" * 64), 0, tmp_path / "raw2")
+        fetch_dataset(DownloadParams(source="local", path=str(archive), sha256="1" * 64), 0, tmp_path / "raw2",
+                      tmp_path / "dl")
     assert archive.read_bytes() == data and not (tmp_path / "raw2").exists()
 
 
 def test_local_path_must_exist(tmp_path):
     with pytest.raises(DataError, match="download.path: .*nope does not exist"):
-        fetch_dataset(DownloadParams(source="local", path=str(tmp_path / "nope")), 0, tmp_path / "raw")
+        fetch_dataset(DownloadParams(source="local", path=str(tmp_path / "nope")), 0, tmp_path / "raw", tmp_path / "dl")
 
 
 def test_empty_domain_is_refused(tmp_path):
@@ -293,4 +297,4 @@ def test_empty_domain_is_refused(tmp_path):
     (folder / "photos" / "x.png").write_bytes(_png())
     (folder / "paintings" / "notes.txt").write_text("no images here")
     with pytest.raises(DataError, match="no image files in paintings/"):
-        fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw")
+        fetch_dataset(DownloadParams(source="local", path=str(folder)), 0, tmp_path / "raw", tmp_path / "dl")

@@ -24,7 +24,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 def built(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """The embedded data set for seeds 0, 0 again and 1."""
     root = tmp_path_factory.mktemp("embedded")
-    return {label: (root / label, fetch_dataset(SMALL, seed=seed, out_dir=root / label))
+    return {label: (root / label, fetch_dataset(SMALL, seed=seed, out_dir=root / label,
+                                                   downloads_dir=root / "downloads"))
             for label, seed in (("a", 0), ("again", 0), ("other", 1))}
 
 

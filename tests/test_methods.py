@@ -10,6 +10,7 @@ from artshift import checkpoint
 from artshift.config import TrainParams, parse_params
 from artshift.data.dataset import load_folder
 from artshift.errors import ParamsError
+from artshift.generator_io import GeneratorInput
 from artshift.metrics.diversity import collapse_warning, mean_pairwise_distance
 from artshift.models.cyclegan import CycleGAN, HistoryPool
 from artshift.models.dcgan import DCGAN
@@ -68,7 +69,7 @@ def test_dcgan_rejects_sizes_it_cannot_reach():
 
 def test_cyclegan_objectives():
     torch.manual_seed(0)
-    model = CycleGAN(TrainParams(method="cyclegan", pool_size=4, **TINY))
+    model = CycleGAN(TrainParams(method="cyclegan", pool_size=4, **TINY), image_size=16)
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     fakes = model.generate(a, b, g)
@@ -101,6 +102,7 @@ def test_mean_pairwise_distance_and_collapse_warning():
 def test_constant_generator_triggers_the_collapse_warning(caplog):
     constant = torch.nn.Sequential(torch.nn.Linear(4, 3 * 8 * 8), torch.nn.Unflatten(1, (3, 8, 8)))
     torch.nn.init.zeros_(constant[0].weight)
+    constant.takes = GeneratorInput.NOISE
     with caplog.at_level(logging.WARNING, logger="artshift.train"):
         assert watch_samples(constant, torch.randn(5, 4), 0.4, 0.2, step=7, run=None) == 0
     assert "step 7: possible mode collapse" in caplog.text
@@ -124,8 +126,8 @@ def test_short_training_moves_outputs_toward_the_paintings(tmp_path, method, ext
     state = TrainState.create(params, torch.Generator().manual_seed(0), image_size=32)
     inputs = fixed_inputs(state.model, photos, seed=0)
     before = _gap_to_paintings(state.model.G, inputs, paintings)
-    train(params, data, tmp_path / "models")
-    generator, record = checkpoint.load_generator(tmp_path / "models" / "generator.pt")
+    train(params, data, tmp_path / "checkpoints", tmp_path / "generator.pt")
+    generator, record = checkpoint.load_generator(tmp_path / "generator.pt")
     assert record["method"] == method and record["network"] == type(state.model.G).__name__
     after = _gap_to_paintings(generator, inputs, paintings)
     assert after < 0.5 * before, (before, after)

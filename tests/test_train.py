@@ -6,7 +6,7 @@ import torch
 from artshift import checkpoint
 from artshift.config import parse_params
 from artshift.errors import ParamsError
-from artshift.train import train
+from artshift.train import train as train_into
 
 TINY_TRAIN = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_patches": 16, "log_every": 1,
               "sample_every": 100, "checkpoint_every": 2, "keep_checkpoints": 2, "n_samples": 2}
@@ -15,6 +15,11 @@ TINY_TRAIN = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_p
 @pytest.fixture
 def data_dir(tmp_path):
     return write_processed(tmp_path, per_folder=3)
+
+
+def train(params, data_dir, out):
+    """Train with the stage's layout under ``out``: checkpoints/ and generator.pt."""
+    return train_into(params, data_dir, out / "checkpoints", out / "generator.pt")
 
 
 def _params(steps, **train):

@@ -7,28 +7,33 @@ without leaking the augmentation into G's outputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import get_args
+
 import torch
 from torch.nn import functional as F
 
-POLICIES = ("color", "translation", "cutout")
+from artshift.choices import DiffAugmentPolicy
+
+POLICIES: tuple[str, ...] = get_args(DiffAugmentPolicy)
 
 
-def _color(x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+def _color(x: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     b = x.shape[0]
-    brightness = torch.rand(b, 1, 1, 1, generator=g, device=x.device) - 0.5
+    brightness = torch.rand(b, 1, 1, 1, generator=rng, device=x.device) - 0.5
     x = x + brightness
-    saturation = torch.rand(b, 1, 1, 1, generator=g, device=x.device) * 2
+    saturation = torch.rand(b, 1, 1, 1, generator=rng, device=x.device) * 2
     mean = x.mean(dim=1, keepdim=True)
     x = (x - mean) * saturation + mean
-    contrast = torch.rand(b, 1, 1, 1, generator=g, device=x.device) + 0.5
+    contrast = torch.rand(b, 1, 1, 1, generator=rng, device=x.device) + 0.5
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) * contrast + mean
 
 
-def _translation(x: torch.Tensor, g: torch.Generator | None, ratio: float = 0.125) -> torch.Tensor:
+def _translation(x: torch.Tensor, rng: torch.Generator | None, ratio: float = 0.125) -> torch.Tensor:
     b, _, h, w = x.shape
     shift = torch.tensor([h, w], device=x.device) * ratio
-    offsets = ((torch.rand(b, 2, generator=g, device=x.device) * 2 - 1) * shift).round()
+    offsets = ((torch.rand(b, 2, generator=rng, device=x.device) * 2 - 1) * shift).round()
     # An affine grid with a pure translation, zero padding outside: differentiable in x.
     theta = torch.zeros(b, 2, 3, device=x.device, dtype=x.dtype)
     theta[:, 0, 0] = theta[:, 1, 1] = 1
@@ -38,22 +43,23 @@ def _translation(x: torch.Tensor, g: torch.Generator | None, ratio: float = 0.12
     return F.grid_sample(x, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
-def _cutout(x: torch.Tensor, g: torch.Generator | None, ratio: float = 0.5) -> torch.Tensor:
+def _cutout(x: torch.Tensor, rng: torch.Generator | None, ratio: float = 0.5) -> torch.Tensor:
     b, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    top = torch.randint(0, h - ch + 1, (b, 1, 1), generator=g, device=x.device)
-    left = torch.randint(0, w - cw + 1, (b, 1, 1), generator=g, device=x.device)
+    top = torch.randint(0, h - ch + 1, (b, 1, 1), generator=rng, device=x.device)
+    left = torch.randint(0, w - cw + 1, (b, 1, 1), generator=rng, device=x.device)
     rows = torch.arange(h, device=x.device)[None, :, None]
     cols = torch.arange(w, device=x.device)[None, None, :]
     hole = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
     return x * (~hole)[:, None].to(x.dtype)
 
 
-_OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
+_OPS: dict[DiffAugmentPolicy, Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]] = {
+    "color": _color, "translation": _translation, "cutout": _cutout}
 
 
-def diff_augment(x: torch.Tensor, policy: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+def diff_augment(x: torch.Tensor, policy: list[str], rng: torch.Generator | None = None) -> torch.Tensor:
     """Apply the augmentations in ``policy`` (names from :data:`POLICIES`) in order; same shape out."""
     for name in policy:
-        x = _OPS[name](x, generator)
+        x = _OPS[name](x, rng)
     return x

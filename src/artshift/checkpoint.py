@@ -18,14 +18,13 @@ from artshift.files import save_with
 from artshift.log import get_logger
 from artshift.models.networks import GENERATORS
 
-FORMAT_VERSION = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
 log = get_logger("checkpoint")
 
 
 def save(obj: dict, path: str | Path) -> None:
     """Save a checkpoint dict atomically (temp file + rename)."""
-    save_with(path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **obj}, tmp))
+    save_with(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load(path: str | Path, kind: str) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from artshift.errors import ArtShiftError, run_main
 from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
-from artshift.inference import MODEL_URI_SCHEMES
+from artshift.generator_io import MODEL_URI_SCHEMES
 from artshift.log import progress
 
 DEFAULT_MODEL = "models/generator.onnx"

@@ -1,7 +1,10 @@
 """Typed, validated pipeline parameters: `params.yaml` is parsed here, once.
 
 Every stage calls :func:`load_params`. A bad value stops the stage with one line naming the
-full key, e.g. ``train.lr: must be > 0, got -1``.
+full key, e.g. ``train.lr: must be > 0, got -1``. Allowed values come from
+:mod:`artshift.choices` and, for ``train.method``, from the method registry
+(:data:`artshift.models.METHODS`), which also supplies each method's defaults and checks.
+A ``null`` value means "the default": the method's own if it sets one, else the field's.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from artshift.choices import DiffAugmentPolicy, FidMethod, GanLoss, ResizeMode, Source
 from artshift.errors import ParamsError
+from artshift.models import METHODS
 
 
 class _Section(BaseModel):
@@ -20,7 +25,7 @@ class _Section(BaseModel):
 
 
 class DownloadParams(_Section):
-    source: Literal["embedded", "url", "local"] = "embedded"
+    source: Source = "embedded"
     url: str = ""
     sha256: str = ""
     path: str = ""
@@ -48,8 +53,8 @@ class PreprocessParams(_Section):
 
 
 class TrainParams(_Section):
-    method: Literal["cut", "fastcut", "cyclegan", "dcgan"] = "cut"
-    gan_loss: Literal["vanilla", "lsgan", "hinge", "wgan"] = "lsgan"
+    method: Literal[tuple(METHODS)] = "cut"
+    gan_loss: GanLoss = "lsgan"
     steps: int = Field(1000, ge=1)
     batch_size: int = Field(1, ge=1)
     lr: float = Field(2e-4, gt=0)
@@ -57,7 +62,7 @@ class TrainParams(_Section):
     lr_decay: bool = False  # linear decay to 0 over the second half of training (CycleGAN/CUT)
     r1_gamma: float = Field(0.0, ge=0)  # R1 penalty weight on real images; 0 = off
     gp_lambda: float = Field(10.0, ge=0)  # WGAN-GP weight, used with gan_loss wgan
-    diffaugment: list[Literal["color", "translation", "cutout"]] = Field(default_factory=list)
+    diffaugment: list[DiffAugmentPolicy] = Field(default_factory=list)
     ema: float = Field(0.0, ge=0, lt=1)  # decay of the generator's weight average; 0 = off
     spectral_norm: bool = False  # spectral normalisation on D's convolutions
     beta1: float = Field(0.5, ge=0, lt=1)
@@ -82,18 +87,27 @@ class TrainParams(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     n_samples: int = Field(6, ge=2)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _method_defaults(cls, raw: object) -> object:
+        """Unset or ``null`` keys take the method's ``param_defaults`` (else the field default)."""
+        if not isinstance(raw, dict):
+            return raw
+        method = METHODS.get(raw.get("method", cls.model_fields["method"].default))
+        defaults = method.param_defaults if method else {}
+        return defaults | {key: value for key, value in raw.items() if value is not None}
+
     @model_validator(mode="after")
     def _method_needs(self) -> "TrainParams":
-        if self.method == "dcgan" and self.batch_size < 2:
-            raise ValueError(f"batch_size: dcgan uses batch norm and needs >= 2, got {self.batch_size}")
+        METHODS[self.method].check_params(self)
         return self
 
 
 class EvaluateParams(_Section):
     batch_size: int = Field(8, ge=1)
     inception_weights: str = ""  # a pt_inception-2015-12-05 .pth file; else searched, then downloaded
-    resize: Literal["pytorch-fid", "clean-fid"] = "pytorch-fid"
-    fid_method: Literal["eigh", "sqrtm"] = "eigh"
+    resize: ResizeMode = "pytorch-fid"
+    fid_method: FidMethod = "eigh"
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)
 

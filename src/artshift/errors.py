@@ -4,6 +4,12 @@ Anything else that escapes a command is an internal failure (exit code 1).
 """
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message squeezed onto one line (or its type name when it has none), for
+    wrapping a library's multi-line error in one of ours."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class ArtShiftError(Exception):
     """Bad input, bad params or missing files: reported as one line, exit code 2."""
 

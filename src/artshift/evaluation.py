@@ -1,10 +1,11 @@
 """Score a trained generator against baselines: FID, KID, content and diversity, per method.
 
 Three sets of images are compared with the test paintings: the model's output, the
-unstylised test photos (``identity``) and Reinhard colour transfer (``reinhard``). A
-translation model is useful when it is closer to the paintings than both baselines while
-keeping content well above 0. A DCGAN's output is as many samples as there are test photos,
-drawn from seeded noise; it has no content score (its pictures translate no photo).
+unstylised test photos (``identity``) and Reinhard colour transfer (``reinhard``), each scored
+with every metric of the registry (:mod:`artshift.metrics.registry`). A translation model is
+useful when it is closer to the paintings than both baselines while keeping content well above
+0. A generator that takes noise is scored on as many samples as there are test photos, drawn
+from seeded noise; it has no content score (its pictures translate no photo).
 """
 
 from __future__ import annotations
@@ -18,17 +19,18 @@ from PIL import Image
 from artshift.baselines import lab_statistics, reinhard_transfer
 from artshift.config import EvaluateParams
 from artshift.data.dataset import image_files, load_folder
-from artshift.inference import Sampler, noise, open_generator
+from artshift.data.layout import processed_folder
+from artshift.generator_io import GeneratorInput
+from artshift.inference import noise, open_generator
 from artshift.log import get_logger
-from artshift.metrics.content import content_score
 from artshift.metrics.diversity import mean_pairwise_distance
 from artshift.metrics.features import FeatureExtractor, cached
-from artshift.metrics.fid import fid_from_features
-from artshift.metrics.kid import kernel_inception_distance
-from artshift.models.networks import DCGANGenerator
+from artshift.metrics.inception import RANDOM_INIT_LABEL
+from artshift.metrics.registry import MetricInputs, compute_metrics
 from artshift.visualize import side_by_side, tile
 
 log = get_logger("evaluate")
+CANDIDATES = ("model", "identity", "reinhard")  # the image sets scored, each a key of the report
 GRID_ROWS = 8
 GRID_SAMPLES = 16
 
@@ -43,38 +45,31 @@ def run_batched(generator: torch.nn.Module, inputs: torch.Tensor, batch_size: in
 def reference_features(data_dir: Path, extractor: FeatureExtractor, batch_size: int, cache_dir: Path) -> np.ndarray:
     """Features of the test paintings, cached: processed files are named by content hash, so
     their names identify the reference set."""
-    folder = data_dir / "test" / "paintings"
+    folder = processed_folder(data_dir, "test", "paintings")
     key = [extractor.label, extractor.resize, *(p.name for p in image_files(folder))]
     return cached(cache_dir, key, lambda: extractor(load_folder(folder), batch_size))
 
 
 def score(candidates: torch.Tensor, photos: torch.Tensor | None, reference, extractor: FeatureExtractor,
           cfg: EvaluateParams, seed: int) -> dict[str, float]:
-    """FID, KID (mean ± std) and diversity of ``candidates``, and their content when they are
-    translations of ``photos`` (``None`` for samples drawn from noise)."""
+    """Every registered metric of ``candidates`` against the ``reference`` features; ``photos``
+    are the images they translate (``None`` for samples drawn from noise: no content score)."""
     features = extractor(candidates, cfg.batch_size)
-    kid_mean, kid_std = kernel_inception_distance(features, reference, cfg.kid_subsets, cfg.kid_subset_size, seed)
-    scores = {"fid": fid_from_features(features, reference, cfg.fid_method), "kid_mean": kid_mean, "kid_std": kid_std,
-              "diversity": mean_pairwise_distance(candidates)}
-    if photos is not None:
-        scores["content"] = content_score(photos, candidates)
-    return scores
+    return compute_metrics(MetricInputs(candidates, features, reference, photos, cfg, seed))
 
 
 def describe(name: str, scores: dict[str, float]) -> str:
-    """One log line for one method's scores."""
-    content = f"  content {scores['content']:.3f}" if "content" in scores else ""
-    return (f"{name:<8} FID {scores['fid']:.3f}  KID {scores['kid_mean']:.5f} ± {scores['kid_std']:.5f}"
-            f"  diversity {scores['diversity']:.3f}{content}")
+    """One log line for one candidate's scores."""
+    return f"{name:<8} " + "  ".join(f"{metric} {value:.4g}" for metric, value in scores.items())
 
 
 def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
              seed: int, cache_dir: Path) -> tuple[dict, Image.Image]:
     """The eval report and a grid: photo | Reinhard | model for the first test photos, or a
-    tile of samples for a DCGAN."""
-    photos = load_folder(data_dir / "test" / "photos")
+    tile of samples for a generator that takes noise."""
+    photos = load_folder(processed_folder(data_dir, "test", "photos"))
     reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
-    from_noise = isinstance(generator, DCGANGenerator)
+    from_noise = generator.takes is GeneratorInput.NOISE
     log.info("scoring %d %s against %d test paintings (%s, resize %s)", len(photos),
              "samples" if from_noise else "test photos", len(reference), extractor.label, extractor.resize)
 
@@ -82,12 +77,15 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
     candidates = {
         "model": run_batched(generator, inputs, cfg.batch_size),
         "identity": photos,
-        "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(data_dir / "train" / "paintings"))),
+        "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(processed_folder(data_dir, "train",
+                                                                                             "paintings")))),
     }
     report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
                     "n_photos": len(photos), "n_paintings": len(reference),
-                    "paintings_diversity": mean_pairwise_distance(load_folder(data_dir / "test" / "paintings"))}
-    for name, images in candidates.items():
+                    "paintings_diversity": mean_pairwise_distance(load_folder(processed_folder(data_dir, "test",
+                                                                                                 "paintings")))}
+    for name in CANDIDATES:
+        images = candidates[name]
         report[name] = score(images, None if from_noise and name == "model" else photos, reference, extractor, cfg,
                              seed)
         log.info(describe(name, report[name]))
@@ -97,22 +95,32 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
     return report, grid
 
 
+def tracked_metrics(report: dict) -> dict[str, float]:
+    """The report's numbers as MLflow metric names, ``eval/<candidate>/<metric>``. Scores from
+    random-init Inception features get a ``_random_init`` suffix, so that nobody compares them
+    with published FIDs."""
+    suffix = "_random_init" if report["feature_extractor"].startswith(RANDOM_INIT_LABEL) else ""
+    return {f"eval/{name}/{metric}{suffix}": value for name in CANDIDATES for metric, value in report[name].items()} | {
+        "eval/paintings_diversity": report["paintings_diversity"]}
+
+
 def score_onnx_models(paths: dict[str, Path], data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
                       seed: int, cache_dir: Path) -> dict[str, dict[str, float]]:
-    """FID/KID/content of each exported model (run by ONNX Runtime on the CPU), on the test
-    photos or, for a DCGAN, on the same seeded samples ``evaluate`` scores.
+    """Every registered metric of each exported model (run by ONNX Runtime on the CPU), on the test
+    photos or, for a generator of noise, on the same seeded samples ``evaluate`` scores.
 
     Shows what a precision change (fp16, int8) costs in quality, measured like ``evaluate``.
     """
-    photos = load_folder(data_dir / "test" / "photos")
+    photos = load_folder(processed_folder(data_dir, "test", "photos"))
     reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
     scores = {}
     for name, path in paths.items():
         model = open_generator(path, providers=["CPUExecutionProvider"])
-        inputs = noise(len(photos), model.z_dim, seed) if isinstance(model, Sampler) else photos.numpy()
+        from_noise = model.takes is GeneratorInput.NOISE
+        inputs = noise(len(photos), model.z_dim, seed) if from_noise else photos.numpy()
         outputs = np.concatenate([model.run_array(inputs[i:i + cfg.batch_size])
                                   for i in range(0, len(inputs), cfg.batch_size)])
-        content_of = None if isinstance(model, Sampler) else photos
+        content_of = None if from_noise else photos
         scores[name] = score(torch.from_numpy(outputs), content_of, reference, extractor, cfg, seed)
         log.info(describe(name, scores[name]))
     return scores

@@ -1,8 +1,9 @@
 """Export the trained generator to self-contained ONNX files (fp32, fp16, int8) and check them.
 
-An image translator gets dynamic batch, height and width (height and width must stay
+A generator that takes photos gets dynamic batch, height and width (height and width must stay
 multiples of :data:`~artshift.models.networks.SIZE_MULTIPLE`; :mod:`artshift.inference` pads
-for that). A DCGAN generator takes ``z`` of shape (batch, z_dim) and has a dynamic batch.
+for that). One that takes noise gets ``z`` of shape (batch, z_dim) with a dynamic batch. Every
+file carries what its generator takes in its metadata (:mod:`artshift.generator_io`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,16 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
+from artshift.data.dataset import load_folder
+from artshift.errors import ArtShiftError
 from artshift.files import save_with
+from artshift.generator_io import METADATA_KEY, ONNX_NAMES, GeneratorInput
+from artshift.inference import noise
 from artshift.log import get_logger
-from artshift.models.networks import SIZE_MULTIPLE, DCGANGenerator
+from artshift.models.networks import SIZE_MULTIPLE
 from artshift.models.reparam import reparameterise
 
-INPUT_NAME, OUTPUT_NAME = "image", "stylized"  # photo → painting
-NOISE_INPUT_NAME, PAINTING_OUTPUT_NAME = "z", "painting"  # DCGAN: noise → painting
+VARIANTS = ("fp32", "fp16", "int8")  # fp32 is the reference the others are compared with
 PARITY_SIZES = [(64, 96), (128, 128)]  # parity inputs i have batch i + 1 and these sizes
 log = get_logger("export")
 
@@ -50,17 +54,10 @@ def _quiet_exporter():
                 logger.setLevel(level)
 
 
-def io_names(generator: torch.nn.Module) -> tuple[str, str]:
-    """The ONNX input and output names of ``generator``'s exported graph."""
-    if isinstance(generator, DCGANGenerator):
-        return NOISE_INPUT_NAME, PAINTING_OUTPUT_NAME
-    return INPUT_NAME, OUTPUT_NAME
-
-
 def _export_spec(generator: torch.nn.Module) -> tuple[torch.Tensor, dict, dict[str, str]]:
     """Example input, dynamic shapes and input metadata of ``generator``'s graph."""
     batch = torch.export.Dim("batch")
-    if isinstance(generator, DCGANGenerator):
+    if generator.takes is GeneratorInput.NOISE:
         return (torch.zeros(2, generator.z_dim), {"z": {0: batch}},
                 {"input": f"z ~ N(0, I), shape (N, {generator.z_dim})", "output_range": "[-1, 1] RGB NCHW"})
     height, width = torch.export.Dim("height"), torch.export.Dim("width")
@@ -77,13 +74,13 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     """
     generator = generator.eval()
     example, shapes, io_meta = _export_spec(generator)
-    input_name, output_name = io_names(generator)
+    input_name, output_name = ONNX_NAMES[generator.takes]
     network = reparameterise(generator, subpixel_upsampling)
     with _quiet_exporter():
         program = torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
                                     input_names=[input_name], output_names=[output_name], external_data=False)
     model = program.model_proto
-    meta = {**io_meta, **(metadata or {})}
+    meta = {METADATA_KEY: generator.takes.value, **io_meta, **(metadata or {})}
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, str(value)
@@ -94,9 +91,9 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
 
 def parity_inputs(generator: torch.nn.Module, seed: int = 0) -> list[torch.Tensor]:
     """Random inputs that exercise every dynamic axis: batch ``i + 1`` at ``PARITY_SIZES[i]``
-    for a translator; batches of 1, 2 and 5 latent vectors for a DCGAN."""
+    for a generator of photos; batches of 1, 2 and 5 latent vectors for one of noise."""
     rng = torch.Generator().manual_seed(seed)
-    if isinstance(generator, DCGANGenerator):
+    if generator.takes is GeneratorInput.NOISE:
         return [torch.randn(batch, generator.z_dim, generator=rng) for batch in (1, 2, 5)]
     return [torch.rand(batch, 3, height, width, generator=rng) * 2 - 1
             for batch, (height, width) in enumerate(PARITY_SIZES, start=1)]
@@ -105,7 +102,7 @@ def parity_inputs(generator: torch.nn.Module, seed: int = 0) -> list[torch.Tenso
 def parity(network: torch.nn.Module, onnx_path: str | Path, inputs: list[torch.Tensor]) -> dict[str, float]:
     """Max and mean abs difference between PyTorch and ONNX Runtime (CPU) on ``inputs``."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    input_name, output_name = io_names(network)
+    input_name, output_name = ONNX_NAMES[network.takes]
     diffs = []
     for x in inputs:
         with torch.no_grad():
@@ -174,3 +171,39 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
     _copy_metadata(source, model, precision="int8")
     save_with(path, lambda tmp_path: onnx.save_model(model, str(tmp_path)))
     log.info("wrote %s (%.1f MB, calibrated on %d images)", path, Path(path).stat().st_size / 1e6, len(calibration))
+
+
+def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, seed: int) -> np.ndarray:
+    """``count`` inputs like those the model will see, for int8 calibration and the MLflow input
+    example: the first photos of ``photos_dir``, or seeded noise for a generator of noise."""
+    if generator.takes is GeneratorInput.NOISE:
+        return noise(count, generator.z_dim, seed)
+    return load_folder(photos_dir, limit=count).numpy()
+
+
+def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: int, calibration: np.ndarray,
+                    metadata: dict[str, str], parity_atol: float, seed: int) -> dict[str, dict[str, float]]:
+    """Write every variant of :data:`VARIANTS` to ``paths[variant]`` and check each against PyTorch.
+
+    Returns each variant's max/mean abs difference on :func:`parity_inputs`. An fp32 graph
+    further than ``parity_atol`` from PyTorch is a broken export: :class:`ArtShiftError`.
+    """
+    export_generator(generator, paths["fp32"], opset, metadata)
+    export_fp16(paths["fp32"], paths["fp16"])
+    export_int8_generator(generator, paths["int8"], opset, calibration, metadata)
+    inputs = parity_inputs(generator, seed)
+    report = {variant: parity(generator, paths[variant], inputs) for variant in VARIANTS}
+    for variant, diffs in report.items():
+        log.info("%s vs PyTorch: max abs diff %.2e, mean %.2e", variant, diffs["max_abs_diff"], diffs["mean_abs_diff"])
+    if report["fp32"]["max_abs_diff"] > parity_atol:
+        raise ArtShiftError(f"export: fp32 ONNX differs from PyTorch by {report['fp32']['max_abs_diff']:.2e} "
+                            f"> export.parity_atol ({parity_atol:g})")
+    return report
+
+
+def quality_changes(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Each variant's scores and, for each score, its change from the fp32 model's
+    (``<metric>_change_vs_fp32``): what the lower precision costs."""
+    return {variant: values | {f"{metric}_change_vs_fp32": value - scores["fp32"][metric]
+                               for metric, value in values.items()}
+            for variant, values in scores.items()}

@@ -15,9 +15,9 @@ import numpy as np
 from PIL import Image
 
 from artshift.errors import ArtShiftError
+from artshift.generator_io import METADATA_KEY, GeneratorInput
 
 PREFERRED_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-MODEL_URI_SCHEMES = ("models:/", "runs:/")  # resolved through MLflow by artshift.tracking
 _ORT_FATAL_ONLY = 4
 # Below this side the generator's innermost reflection padding has nothing to reflect.
 MIN_SIDE = 16
@@ -85,6 +85,11 @@ class OnnxGenerator:
             raise ArtShiftError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
         self.path = model_path
         self.metadata = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.takes = GeneratorInput(self.metadata.get(METADATA_KEY))
+        except ValueError:
+            raise ArtShiftError(f"{model_path}: not an ArtShift generator (its metadata has no valid "
+                                f"{METADATA_KEY!r}; export it with `dvc repro export`)") from None
         self.input_shape = self.session.get_inputs()[0].shape
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -93,11 +98,6 @@ class OnnxGenerator:
     def provider(self) -> str:
         """The execution provider that actually runs this session."""
         return self.session.get_providers()[0]
-
-    @property
-    def paints_from_noise(self) -> bool:
-        """True for a DCGAN generator (input z of shape (N, z_dim)), False for an image translator."""
-        return len(self.input_shape) == 2
 
     def _run(self, inputs: np.ndarray) -> np.ndarray:
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
@@ -117,7 +117,7 @@ class Sampler(OnnxGenerator):
 
     def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0):
         super().__init__(model_path, providers, threads)
-        if not self.paints_from_noise:
+        if self.takes is not GeneratorInput.NOISE:
             raise ArtShiftError(f"{self.path}: this model repaints photos; use `artshift stylize` with it")
         self.z_dim = int(self.input_shape[1])
 
@@ -143,7 +143,7 @@ class Stylizer(OnnxGenerator):
     def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0,
                  tile: int = 1024, overlap: int = 64):
         super().__init__(model_path, providers, threads)
-        if self.paints_from_noise:
+        if self.takes is not GeneratorInput.PHOTO:
             raise ArtShiftError(f"{self.path}: this model paints from noise (DCGAN); use `artshift sample` with it")
         if not 0 <= overlap < tile // 2:
             raise ArtShiftError(f"tile overlap must be in [0, tile/2), got overlap {overlap} for tile {tile}")
@@ -185,10 +185,14 @@ class Stylizer(OnnxGenerator):
         return [_to_pil(out) for out in outputs]
 
 
+RUNNERS = {GeneratorInput.PHOTO: Stylizer, GeneratorInput.NOISE: Sampler}
+
+
 def open_generator(model_path: str | Path, providers: list[str] | None = None, threads: int = 0) -> Sampler | Stylizer:
-    """The runner that fits the model: a :class:`Sampler` for noise input, else a :class:`Stylizer`."""
+    """The runner that fits what the model takes: a :class:`Stylizer` for photos, a
+    :class:`Sampler` for noise."""
     probe = OnnxGenerator(model_path, providers, threads)
-    return (Sampler if probe.paints_from_noise else Stylizer)(model_path, providers, threads)
+    return RUNNERS[probe.takes](model_path, providers, threads)
 
 
 def _to_array(image: Image.Image) -> np.ndarray:

@@ -11,11 +11,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import get_args
 
 import torch
 from torch.nn import functional as F
 
-GAN_MODES = ("vanilla", "lsgan", "hinge", "wgan")
+from artshift.choices import GanLoss
+
+GAN_MODES: tuple[str, ...] = get_args(GanLoss)
 
 
 def _check_mode(mode: str) -> None:

@@ -3,19 +3,20 @@
 One MLflow run per trained model: the train stage opens it and records its id in
 ``models/run.json``; evaluate and export log into that same run. Download and preprocess
 log data-set facts to short runs of their own in the ``artshift-data`` experiment.
+Every stage holds its run the same way, as a context manager (``with ... as run:``) that
+ends the run FINISHED, or FAILED when the stage raises.
 Tracking store: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the working directory
 (the repo root when DVC runs a stage); artifacts go to ``mlartifacts/`` beside it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -27,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 from artshift.errors import ArtShiftError  # noqa: E402
 from artshift.files import write_json  # noqa: E402
-from artshift.inference import MODEL_URI_SCHEMES  # noqa: E402
+from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput  # noqa: E402
 
 MODEL_EXPERIMENT = "artshift"
 DATA_EXPERIMENT = "artshift-data"
@@ -77,11 +78,21 @@ def flatten(params: Mapping, prefix: str = "") -> dict[str, object]:
 
 
 class Run:
-    """A handle on one MLflow run: log params, metrics, images and files into it."""
+    """A handle on one MLflow run: log params, metrics, images and files into it.
+
+    Used as a context manager by every stage: leaving the ``with`` block ends the run,
+    ``FAILED`` if the block raised (Ctrl-C included), else ``FINISHED``.
+    """
 
     def __init__(self, run_id: str):
         self.run_id = run_id
         self.client = MlflowClient(tracking_uri())
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.client.set_terminated(self.run_id, "FINISHED" if exc_type is None else "FAILED")
 
     def log_params(self, params: Mapping) -> None:
         """Log (nested) params under their dotted names.
@@ -124,13 +135,10 @@ class Run:
             image.save(path)
             self.log_artifact(path, str(Path(name).parent) if Path(name).parent != Path(".") else None)
 
-    def finish(self, status: str = "FINISHED") -> None:
-        """Mark the run as ended (``FINISHED`` or ``FAILED``)."""
-        self.client.set_terminated(self.run_id, status)
-
 
 def start_model_run(params: Mapping, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Run:
-    """Open the model's run: params logged, tagged with the git commit."""
+    """A new run for the model being trained: params logged, tagged with the git commit
+    (use it as ``with start_model_run(...) as run``)."""
     client = MlflowClient(tracking_uri())
     commit = git_commit()
     all_tags = {"mlflow.source.git.commit": commit, "git_commit": commit, **(tags or {})}
@@ -146,7 +154,8 @@ def save_run_ref(run: Run, path: str | Path) -> None:
 
 
 def open_run(ref_path: str | Path) -> Run:
-    """Re-open the model run recorded in ``models/run.json`` by the train stage."""
+    """The model run recorded in ``ref_path`` (``models/run.json``) by the train stage, to log
+    into again (use it as ``with open_run(...) as run``)."""
     try:
         ref = json.loads(Path(ref_path).read_text())
         run_id = ref["run_id"]
@@ -155,34 +164,19 @@ def open_run(ref_path: str | Path) -> Run:
     return Run(run_id)
 
 
-@contextlib.contextmanager
-def data_run(stage: str) -> Iterator[Run]:
-    """A short run in the data experiment for ``stage``; marked FAILED if the block raises."""
+def data_run(stage: str) -> Run:
+    """A new short run in the data experiment for ``stage`` (use it as ``with data_run(...) as run``)."""
     client = MlflowClient(tracking_uri())
     commit = git_commit()
     run = client.create_run(_experiment_id(DATA_EXPERIMENT), run_name=stage,
                             tags={"stage": stage, "git_commit": commit, "mlflow.source.git.commit": commit})
-    handle = Run(run.info.run_id)
-    try:
-        yield handle
-    except BaseException:
-        handle.finish("FAILED")
-        raise
-    handle.finish()
+    return Run(run.info.run_id)
 
 
-REGISTERED_MODEL = "artshift"  # photo → painting; DCGANs register as "artshift-dcgan"
-
-
-def registered_name(method: str) -> str:
-    """Registry name for a model of ``method``: DCGANs apart, so ``models:/artshift/latest``
-    is always a model that repaints photos."""
-    return f"{REGISTERED_MODEL}-dcgan" if method == "dcgan" else REGISTERED_MODEL
-
-
-def log_onnx_model(run: Run, onnx_path: str | Path, input_example, register_as: str | None = REGISTERED_MODEL) -> str:
+def log_onnx_model(run: Run, onnx_path: str | Path, input_example, takes: GeneratorInput) -> str:
     """Log the ONNX file with the ``mlflow.onnx`` flavour (signature + input example) into the run,
-    and register it in the model registry; returns the registered version (or "")."""
+    and register it under the name for generators that take ``takes`` (:data:`REGISTERED_NAMES`);
+    returns the registered version."""
     import mlflow.onnx
     import onnx
     import onnxruntime as ort
@@ -194,7 +188,7 @@ def log_onnx_model(run: Run, onnx_path: str | Path, input_example, register_as: 
     with mlflow.start_run(run_id=run.run_id):
         info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
                                      signature=infer_signature(input_example, output),
-                                     input_example=input_example, registered_model_name=register_as)
+                                     input_example=input_example, registered_model_name=REGISTERED_NAMES[takes])
     return str(info.registered_model_version or "")
 
 

@@ -1,6 +1,6 @@
 """The training loop: discriminator and generator updated in alternation, top to bottom.
 
-One loop for every method (CUT, FastCUT, CycleGAN, DCGAN; see :mod:`artshift.models.gan`).
+One loop for every method in the registry (:data:`artshift.models.METHODS`).
 Reads the processed train images, logs losses and sample grids to the model's MLflow run,
 watches sample diversity for mode collapse, writes resumable checkpoints, and finally the
 generator file used by evaluate, export and inference. Re-running after a crash resumes from
@@ -26,11 +26,13 @@ from PIL import Image
 from artshift import checkpoint
 from artshift.config import Params
 from artshift.data.dataset import UnpairedBatches, load_folder
+from artshift.data.layout import processed_folder
 from artshift.files import write_text
+from artshift.generator_io import GeneratorInput
 from artshift.log import get_logger, progress
 from artshift.metrics.diversity import collapse_warning, mean_pairwise_distance
-from artshift.models.dcgan import DCGAN
-from artshift.models.gan import GANMethod, build_method
+from artshift.models import build_method
+from artshift.models.gan import GANMethod
 from artshift.visualize import side_by_side, tile
 
 if TYPE_CHECKING:
@@ -55,7 +57,7 @@ class TrainResult:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and torch; return the generator that drives data sampling."""
+    """Seed Python, NumPy and torch; return the RNG that drives data sampling and the methods' draws."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -92,10 +94,10 @@ class TrainState:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     ema: torch.nn.Module | None
-    generator: torch.Generator
+    rng: torch.Generator
 
     @classmethod
-    def create(cls, params: Params, generator: torch.Generator, image_size: int) -> "TrainState":
+    def create(cls, params: Params, rng: torch.Generator, image_size: int) -> "TrainState":
         """Fresh networks, optimisers, schedules and (optionally) the EMA copy of G."""
         cfg = params.train
         net = build_method(cfg, image_size)
@@ -103,7 +105,7 @@ class TrainState:
         schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg.steps, cfg.lr_decay))
                       for name, opt in optimizers.items()}
         ema = copy.deepcopy(net.G).requires_grad_(False) if cfg.ema > 0 else None
-        return cls(net, optimizers, schedulers, ema, generator)
+        return cls(net, optimizers, schedulers, ema, rng)
 
     @property
     def inference_generator(self) -> torch.nn.Module:
@@ -115,7 +117,7 @@ class TrainState:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
                 "optimizers": checkpoint.module_states(self.optimizers),
                 "schedulers": checkpoint.module_states(self.schedulers),
-                "rng": {"torch": torch.get_rng_state(), "data": self.generator.get_state(),
+                "rng": {"torch": torch.get_rng_state(), "data": self.rng.get_state(),
                         "numpy": np.random.get_state(), "python": random.getstate()}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -128,7 +130,7 @@ class TrainState:
                 obj.load_state_dict(state[group][name])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["data"])
+        self.rng.set_state(rng["data"])
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
 
@@ -165,9 +167,9 @@ def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainStat
 
 
 def fixed_inputs(model: GANMethod, photos: torch.Tensor, seed: int) -> torch.Tensor:
-    """What the progress grids show the generator: test photos, or for DCGAN fixed noise
-    (drawn from its own seeded RNG, so it does not shift the training's random stream)."""
-    if isinstance(model, DCGAN):
+    """What the progress grids show the generator: test photos, or, for a generator that takes
+    noise, fixed z (drawn from its own seeded RNG, so it does not shift the training's stream)."""
+    if model.G.takes is GeneratorInput.NOISE:
         return model.noise(len(photos), torch.Generator().manual_seed(seed))
     return photos
 
@@ -179,7 +181,7 @@ def render_samples(generator: torch.nn.Module, inputs: torch.Tensor) -> tuple[to
     generator.eval()
     outputs = generator(inputs)
     generator.train()
-    return outputs, tile(outputs) if inputs.dim() == 2 else side_by_side([inputs, outputs])
+    return outputs, tile(outputs) if generator.takes is GeneratorInput.NOISE else side_by_side([inputs, outputs])
 
 
 def _grad_norm(module: torch.nn.Module) -> float:
@@ -211,19 +213,19 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor, st
 
     Returns the loss terms, D's mean scores, gradient norms and learning rates, for logging.
     """
-    model, optimizers, generator = state.model, state.optimizers, state.generator
-    fakes = model.generate(real_a, real_b, generator)
+    model, optimizers, rng = state.model, state.optimizers, state.rng
+    fakes = model.generate(real_a, real_b, rng)
 
     model.D.requires_grad_(True)
     optimizers["D"].zero_grad(set_to_none=True)
-    d_terms = model.d_losses(real_a, real_b, fakes, generator)
+    d_terms = model.d_losses(real_a, real_b, fakes, rng)
     d_terms["d_total"].backward()
     grad_d = _grad_norm(model.D)
     optimizers["D"].step()
 
     model.D.requires_grad_(False)
     optimizers["G"].zero_grad(set_to_none=True)
-    g_terms = model.g_losses(real_a, real_b, fakes, generator)
+    g_terms = model.g_losses(real_a, real_b, fakes, rng)
     g_terms["g_total"].backward()
     grad_g = _grad_norm(model.G)
     optimizers["G"].step()
@@ -268,27 +270,27 @@ class LossCurve:
             write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
 
 
-def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "", run: Run | None = None,
-          loss_csv: Path | None = None) -> TrainResult:
-    """Train ``train.method``; write checkpoints and ``out_dir/generator.pt``.
+def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: Path, dataset_hash: str = "",
+          run: Run | None = None, loss_csv: Path | None = None) -> TrainResult:
+    """Train ``train.method`` on the processed data in ``data_dir``; keep resumable checkpoints
+    in ``checkpoint_dir`` and write the final generator to ``generator_path``.
 
     ``dataset_hash`` (the preprocess manifest's sha256) ties checkpoints to the data they saw;
     ``loss_csv`` receives the loss curve for ``dvc plots``.
     """
     cfg = params.train
-    generator = seed_everything(params.seed)
-    photos = load_folder(data_dir / "train" / "photos")
-    paintings = load_folder(data_dir / "train" / "paintings")
-    sample_photos = load_folder(data_dir / "test" / "photos", limit=cfg.n_samples)
+    rng = seed_everything(params.seed)
+    photos = load_folder(processed_folder(data_dir, "train", "photos"))
+    paintings = load_folder(processed_folder(data_dir, "train", "paintings"))
+    sample_photos = load_folder(processed_folder(data_dir, "test", "photos"), limit=cfg.n_samples)
     log.info("loaded %d photos and %d paintings at %d px", len(photos), len(paintings), photos.shape[-1])
 
-    state = TrainState.create(params, generator, image_size=paintings.shape[-1])
+    state = TrainState.create(params, rng, image_size=paintings.shape[-1])
     inputs = fixed_inputs(state.model, sample_photos, params.seed)
     reference_diversity = mean_pairwise_distance(paintings[:DIVERSITY_REFERENCE])
-    ckpt_dir = out_dir / "checkpoints"
     fingerprint = config_fingerprint(params, dataset_hash)
-    start = _resume(ckpt_dir, fingerprint, state)
-    batches = UnpairedBatches(photos, paintings, cfg.batch_size, generator)
+    start = _resume(checkpoint_dir, fingerprint, state)
+    batches = UnpairedBatches(photos, paintings, cfg.batch_size, rng)
     curve = LossCurve(loss_csv, start)
     state.model.train()
     log.info("method %s, GAN loss %s, R1 %g, DiffAugment %s, EMA %g, spectral norm %s, lr decay %s",
@@ -307,13 +309,13 @@ def train(params: Params, data_dir: Path, out_dir: Path, dataset_hash: str = "",
         if step % cfg.sample_every == 0 or step == cfg.steps:
             watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save_checkpoint(ckpt_dir, fingerprint, step, state, cfg.keep_checkpoints)
+            _save_checkpoint(checkpoint_dir, fingerprint, step, state, cfg.keep_checkpoints)
     elapsed = time.perf_counter() - began
 
     checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
                                                 ema=cfg.ema > 0, step=cfg.steps,
-                                                image_size=photos.shape[-1]), out_dir / "generator.pt")
+                                                image_size=photos.shape[-1]), generator_path)
     done = cfg.steps - start
     per_step = elapsed / done if done else 0.0
-    log.info("trained %d steps in %.1f s (%.3f s/step); wrote %s", done, elapsed, per_step, out_dir / "generator.pt")
+    log.info("trained %d steps in %.1f s (%.3f s/step); wrote %s", done, elapsed, per_step, generator_path)
     return TrainResult(steps=cfg.steps, resumed_from=start, seconds_per_step=per_step, losses=losses)

@@ -26,15 +26,15 @@ def load_folder(folder: str | Path, limit: int | None = None) -> torch.Tensor:
 class UnpairedBatches:
     """Random unpaired (photo, painting) batches with random horizontal flips, seeded."""
 
-    def __init__(self, photos: torch.Tensor, paintings: torch.Tensor, batch_size: int, generator: torch.Generator):
+    def __init__(self, photos: torch.Tensor, paintings: torch.Tensor, batch_size: int, rng: torch.Generator):
         self.photos, self.paintings = photos, paintings
         self.batch_size = batch_size
-        self.generator = generator
+        self.rng = rng
 
     def _draw(self, images: torch.Tensor) -> torch.Tensor:
-        index = torch.randint(len(images), (self.batch_size,), generator=self.generator)
+        index = torch.randint(len(images), (self.batch_size,), generator=self.rng)
         batch = images[index]
-        flip = torch.rand(self.batch_size, generator=self.generator) < 0.5
+        flip = torch.rand(self.batch_size, generator=self.rng) < 0.5
         return torch.where(flip[:, None, None, None], batch.flip(-1), batch)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,13 +15,12 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from artshift.data.layout import DOMAINS, SPLITS, processed_folder, raw_folder
 from artshift.errors import DataError, ImageError
 from artshift.files import atomic_dir, sha256_file, write_text
 from artshift.images import load_rgb, resize_and_crop, save_image
 from artshift.log import get_logger, progress
 
-DOMAINS = ("photos", "paintings")
-SPLITS = ("train", "test")
 MANIFEST_COLUMNS = ["split", "domain", "file", "source", "sha256", "width", "height"]
 SKIPPED_COLUMNS = ["source", "domain", "reason"]
 _STAGING = ".staging"
@@ -80,7 +79,7 @@ def _list_files(raw_dir: Path) -> list[tuple[str, Path]]:
     """
     files = []
     for domain in DOMAINS:
-        folder = raw_dir / domain
+        folder = raw_folder(raw_dir, domain)
         if not folder.is_dir():
             raise DataError(f"preprocess: {folder} not found; run the download stage first")
         files += [(domain, path) for path in folder.rglob("*") if path.is_file()]
@@ -144,7 +143,7 @@ def _require_images(items: list[_Item], skipped: list[tuple[str, str, str]], raw
             continue
         reasons = [f"{source}: {reason}" for source, skipped_domain, reason in skipped if skipped_domain == domain]
         detail = f"{len(reasons)} files skipped, first: {reasons[0]}" if reasons else "folder is empty"
-        raise DataError(f"preprocess: no usable {domain} in {raw_dir / domain} ({detail})")
+        raise DataError(f"preprocess: no usable {domain} in {raw_folder(raw_dir, domain)} ({detail})")
 
 
 def _n_test(n: int, test_fraction: float) -> int:
@@ -176,9 +175,10 @@ def _place(items: list[_Item], splits: dict[str, str], out: Path) -> None:
     """Move each staged PNG to ``out/<split>/<domain>/`` and remove the staging folder."""
     for split in SPLITS:
         for domain in DOMAINS:
-            (out / split / domain).mkdir(parents=True, exist_ok=True)
+            processed_folder(out, split, domain).mkdir(parents=True, exist_ok=True)
     for item in items:
-        os.replace(out / _STAGING / item.domain / item.name, out / splits[item.sha256] / item.domain / item.name)
+        os.replace(out / _STAGING / item.domain / item.name,
+                   processed_folder(out, splits[item.sha256], item.domain) / item.name)
     for folder in (out / _STAGING).iterdir():
         folder.rmdir()  # empty by now: every staged file was moved
     (out / _STAGING).rmdir()
@@ -186,10 +186,15 @@ def _place(items: list[_Item], splits: dict[str, str], out: Path) -> None:
 
 def _manifest(items: list[_Item], splits: dict[str, str]) -> pd.DataFrame:
     """One row per kept image (paths relative to the output folder), sorted for stable bytes."""
-    rows = [(splits[item.sha256], item.domain, f"{splits[item.sha256]}/{item.domain}/{item.name}", item.source,
+    rows = [(splits[item.sha256], item.domain, _relative_file(splits[item.sha256], item), item.source,
              item.sha256, item.width, item.height) for item in items]
     frame = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
     return frame.sort_values(["split", "domain", "file"], ignore_index=True)
+
+
+def _relative_file(split: str, item: _Item) -> str:
+    """The manifest's ``file`` column: ``<split>/<domain>/<name>``, relative to the output folder."""
+    return (processed_folder(Path(), split, item.domain) / item.name).as_posix()
 
 
 def _summary(files: list[tuple[str, Path]], manifest: pd.DataFrame, skipped: list[tuple[str, str, str]],

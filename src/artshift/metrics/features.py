@@ -9,16 +9,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
 from PIL import Image
 
+from artshift.choices import ResizeMode
 from artshift.files import save_with
 from artshift.images import to_image, to_tensor
 from artshift.metrics.inception import INPUT_SIZE, build_inception, extract_features
 
-RESIZE_MODES = ("pytorch-fid", "clean-fid")
+RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 
 
 def clean_resize(images: torch.Tensor) -> torch.Tensor:

@@ -5,21 +5,23 @@ matrix square root is needed, and two ways to get it are offered:
 
 - ``sqrtm``: pytorch-fid's numerics exactly — ``scipy.linalg.sqrtm`` of the product, a small
   diagonal offset when that product is singular, and a check that any imaginary part is noise.
-  About 14 s for 2048-d features on 2 CPU cores.
 - ``eigh`` (default): the eigenvalues of S1 S2 equal those of the symmetric PSD matrix
   S1^½ S2 S1^½, so the trace is Σ √λ from two symmetric eigendecompositions: the same number
-  (agreement with pytorch-fid ~1e-7 relative, tested) about ten times faster, with no complex
-  arithmetic to check.
+  (the tests compare it with pytorch-fid) from cheaper symmetric solvers, with no complex
+  arithmetic to check. The README's benchmark table has the timings.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import get_args
 
 import numpy as np
 from scipy import linalg
 
-METHODS = ("eigh", "sqrtm")
+from artshift.choices import FidMethod
+
+METHODS: tuple[str, ...] = get_args(FidMethod)
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from artshift.data.download import download_file
 from artshift.errors import ArtShiftError, DataError
 from artshift.files import sha256_file
 from artshift.log import get_logger
@@ -56,8 +57,6 @@ def load_verified(path: Path) -> dict[str, torch.Tensor]:
 
 def download_weights(dest: Path, url: str = WEIGHTS_URL) -> Path | None:
     """Fetch the weights into ``dest``; None (with the reason logged) when offline."""
-    from artshift.data.sources import download_file
-
     if os.environ.get("ARTSHIFT_OFFLINE"):
         log.info("ARTSHIFT_OFFLINE is set: not downloading %s", url)
         return None

@@ -8,14 +8,18 @@ generated images rather than only the newest ones, which damps oscillation.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from artshift.config import TrainParams
 from artshift.losses import generator_loss
 from artshift.models.gan import GANMethod
 from artshift.models.networks import PatchDiscriminator, ResnetGenerator
+
+if TYPE_CHECKING:
+    from artshift.config import TrainParams
 
 
 class HistoryPool(nn.Module):
@@ -32,7 +36,7 @@ class HistoryPool(nn.Module):
         self.size = size
         self.images: list[torch.Tensor] = []
 
-    def forward(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         if self.size == 0:
             return images
         out = []
@@ -40,8 +44,8 @@ class HistoryPool(nn.Module):
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
-            elif torch.rand((), generator=generator) < 0.5:
-                slot = int(torch.randint(self.size, (), generator=generator))
+            elif torch.rand((), generator=rng) < 0.5:
+                slot = int(torch.randint(self.size, (), generator=rng))
                 out.append(self.images[slot])
                 self.images[slot] = image.clone()
             else:
@@ -58,15 +62,15 @@ class HistoryPool(nn.Module):
 class CycleGAN(GANMethod):
     """Photo (A) ↔ painting (B) with adversarial, cycle-consistency and identity losses."""
 
-    def __init__(self, cfg: TrainParams):
-        super().__init__(cfg)
+    def __init__(self, cfg: TrainParams, image_size: int):
+        super().__init__(cfg, image_size)
         self.G = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks)
         self.G_BA = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks)
         self.D = nn.ModuleDict({"b": PatchDiscriminator(ndf=cfg.ndf), "a": PatchDiscriminator(ndf=cfg.ndf)})
         self.pool_a, self.pool_b = HistoryPool(cfg.pool_size), HistoryPool(cfg.pool_size)
         self.init_networks()
 
-    def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, generator: torch.Generator) -> dict:
+    def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, rng: torch.Generator) -> dict:
         """Both translations, both reconstructions and (with λ_idt > 0) both identity mappings."""
         fake_b, fake_a = self.G(real_a), self.G_BA(real_b)
         fakes = {"fake_b": fake_b, "fake_a": fake_a, "rec_a": self.G_BA(fake_b), "rec_b": self.G(fake_a)}
@@ -75,19 +79,19 @@ class CycleGAN(GANMethod):
         return fakes
 
     def d_losses(self, real_a: torch.Tensor, real_b: torch.Tensor, fakes: dict,
-                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+                 rng: torch.Generator) -> dict[str, torch.Tensor]:
         """Both discriminators against pooled fakes; D_A's terms carry an ``_a`` suffix."""
-        on_b = self.adversarial_terms(self.D["b"], real_b, self.pool_b(fakes["fake_b"], generator), generator)
-        on_a = self.adversarial_terms(self.D["a"], real_a, self.pool_a(fakes["fake_a"], generator), generator)
+        on_b = self.adversarial_terms(self.D["b"], real_b, self.pool_b(fakes["fake_b"], rng), rng)
+        on_a = self.adversarial_terms(self.D["a"], real_a, self.pool_a(fakes["fake_a"], rng), rng)
         total = on_b.pop("d_total") + on_a.pop("d_total")
         return on_b | {f"{name}_a": value for name, value in on_a.items()} | {"d_total": total}
 
     def g_losses(self, real_a: torch.Tensor, real_b: torch.Tensor, fakes: dict,
-                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+                 rng: torch.Generator) -> dict[str, torch.Tensor]:
         """Fool both discriminators, come back after a round trip, leave in-domain images alone."""
         cfg = self.cfg
-        terms = {"g_gan": generator_loss(self.discriminate(self.D["b"], fakes["fake_b"], generator), cfg.gan_loss),
-                 "g_gan_a": generator_loss(self.discriminate(self.D["a"], fakes["fake_a"], generator), cfg.gan_loss),
+        terms = {"g_gan": generator_loss(self.discriminate(self.D["b"], fakes["fake_b"], rng), cfg.gan_loss),
+                 "g_gan_a": generator_loss(self.discriminate(self.D["a"], fakes["fake_a"], rng), cfg.gan_loss),
                  "cycle_a": F.l1_loss(fakes["rec_a"], real_a), "cycle_b": F.l1_loss(fakes["rec_b"], real_b)}
         total = cfg.lambda_gan * (terms["g_gan"] + terms["g_gan_a"]) + cfg.lambda_cycle * (
             terms["cycle_a"] + terms["cycle_b"])

@@ -7,20 +7,24 @@ apply. G has batch norm as in the paper; D has none (see :class:`DCGANDiscrimina
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from artshift.config import TrainParams
 from artshift.errors import ParamsError
 from artshift.losses import generator_loss
 from artshift.models.gan import GANMethod
 from artshift.models.networks import DCGANDiscriminator, DCGANGenerator
+
+if TYPE_CHECKING:
+    from artshift.config import TrainParams
 
 
 class DCGAN(GANMethod):
     """Noise → painting generator and a painting discriminator of matching depth."""
 
     def __init__(self, cfg: TrainParams, image_size: int):
-        super().__init__(cfg)
+        super().__init__(cfg, image_size)
         try:
             self.G = DCGANGenerator(z_dim=cfg.z_dim, ngf=cfg.ngf, image_size=image_size)
         except ValueError as exc:  # the image size comes from the preprocess params
@@ -28,21 +32,27 @@ class DCGAN(GANMethod):
         self.D = DCGANDiscriminator(ndf=cfg.ndf, image_size=image_size)
         self.init_networks()
 
-    def noise(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """``count`` latent vectors z ~ N(0, I)."""
-        return torch.randn(count, self.cfg.z_dim, generator=generator)
+    @classmethod
+    def check_params(cls, cfg: TrainParams) -> None:
+        """G's batch norm needs at least two images per batch."""
+        if cfg.batch_size < 2:
+            raise ValueError(f"batch_size: dcgan uses batch norm and needs >= 2, got {cfg.batch_size}")
 
-    def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, generator: torch.Generator) -> dict:
+    def noise(self, count: int, rng: torch.Generator) -> torch.Tensor:
+        """``count`` latent vectors z ~ N(0, I)."""
+        return torch.randn(count, self.cfg.z_dim, generator=rng)
+
+    def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, rng: torch.Generator) -> dict:
         """As many new paintings as there are real ones in the batch."""
-        return {"fake_b": self.G(self.noise(len(real_b), generator))}
+        return {"fake_b": self.G(self.noise(len(real_b), rng))}
 
     def d_losses(self, real_a: torch.Tensor, real_b: torch.Tensor, fakes: dict,
-                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+                 rng: torch.Generator) -> dict[str, torch.Tensor]:
         """D learns to tell real paintings from generated ones."""
-        return self.adversarial_terms(self.D, real_b, fakes["fake_b"], generator)
+        return self.adversarial_terms(self.D, real_b, fakes["fake_b"], rng)
 
     def g_losses(self, real_a: torch.Tensor, real_b: torch.Tensor, fakes: dict,
-                 generator: torch.Generator) -> dict[str, torch.Tensor]:
+                 rng: torch.Generator) -> dict[str, torch.Tensor]:
         """G's adversarial loss (DCGAN has no content term)."""
-        g_gan = generator_loss(self.discriminate(self.D, fakes["fake_b"], generator), self.cfg.gan_loss)
+        g_gan = generator_loss(self.discriminate(self.D, fakes["fake_b"], rng), self.cfg.gan_loss)
         return {"g_gan": g_gan, "g_total": self.cfg.lambda_gan * g_gan}

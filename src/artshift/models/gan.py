@@ -1,26 +1,33 @@
-"""What every training method shares, and the factory that picks one from ``train.method``.
+"""What every training method shares (the registry of methods is :mod:`artshift.models`).
 
 A method owns its networks and the two objectives the training loop alternates between. Every
-method has ``G`` (the generator that is sampled, averaged by EMA and exported) and ``D`` (all
-of its discriminators as one module), and implements:
+method has ``G`` (the generator that is sampled, averaged by EMA and exported; its class
+declares what it takes, ``G.takes``) and ``D`` (all of its discriminators as one module), and
+implements:
 
-- ``generate(real_a, real_b, generator)``: one forward pass of the generators → named tensors;
-- ``d_losses(real_a, real_b, fakes, generator)``: terms including ``d_total`` (minimised by D);
-- ``g_losses(real_a, real_b, fakes, generator)``: terms including ``g_total`` (minimised by G);
+- ``generate(real_a, real_b, rng)``: one forward pass of the generators → named tensors;
+- ``d_losses(real_a, real_b, fakes, rng)``: terms including ``d_total`` (minimised by D);
+- ``g_losses(real_a, real_b, fakes, rng)``: terms including ``g_total`` (minimised by G);
 - ``generator_parameters()``: what the generator-side optimiser updates.
 
-``real_a`` are photos and ``real_b`` paintings; ``generator`` is the seeded RNG of the run.
+``real_a`` are photos and ``real_b`` paintings; ``rng`` is the seeded ``torch.Generator`` of
+the run. A method may also set ``param_defaults`` (``train.*`` values it uses unless
+``params.yaml`` sets them) and ``check_params`` (constraints between ``train.*`` values).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
 
 from artshift.augment import diff_augment
-from artshift.config import TrainParams
 from artshift.losses import discriminator_loss, gradient_penalty, r1_penalty
 from artshift.models.networks import apply_spectral_norm, init_weights
+
+if TYPE_CHECKING:  # config imports the method registry, so only the type is needed here
+    from artshift.config import TrainParams
 
 
 class GANMethod(nn.Module):
@@ -28,10 +35,17 @@ class GANMethod(nn.Module):
 
     G: nn.Module
     D: nn.Module
+    # train.* values this method uses when params.yaml leaves them unset (null), as CUT's
+    # ``set_defaults``: an explicit value in params.yaml still wins.
+    param_defaults: ClassVar[dict[str, object]] = {}
 
-    def __init__(self, cfg: TrainParams):
+    def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__()
         self.cfg = cfg
+
+    @classmethod
+    def check_params(cls, cfg: TrainParams) -> None:
+        """Raise ``ValueError("<key>: <reason>")`` when ``train.*`` values do not suit this method."""
 
     def init_networks(self) -> None:
         """DCGAN/CycleGAN initialisation for every network, then spectral norm on D if asked."""
@@ -44,20 +58,20 @@ class GANMethod(nn.Module):
         """Parameters the generator-side optimiser updates (G, plus any helper networks)."""
         return [p for name, p in self.named_parameters() if not name.startswith("D.")]
 
-    def discriminate(self, critic: nn.Module, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def discriminate(self, critic: nn.Module, images: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         """``critic``'s logits on DiffAugmented images (one policy for real and fake alike)."""
-        return critic(diff_augment(images, self.cfg.diffaugment, generator))
+        return critic(diff_augment(images, self.cfg.diffaugment, rng))
 
     def adversarial_terms(self, critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
-                          generator: torch.Generator) -> dict[str, torch.Tensor]:
+                          rng: torch.Generator) -> dict[str, torch.Tensor]:
         """One discriminator's objective: GAN loss, mean scores, R1 or WGAN-GP; ``d_total`` sums them.
 
         ``fake`` is detached here: this objective only trains the discriminator.
         """
         cfg = self.cfg
         real = real.detach().requires_grad_(cfg.r1_gamma > 0)
-        real_logits = self.discriminate(critic, real, generator)
-        fake_logits = self.discriminate(critic, fake.detach(), generator)
+        real_logits = self.discriminate(critic, real, rng)
+        fake_logits = self.discriminate(critic, fake.detach(), rng)
         terms = {"d_adv": discriminator_loss(real_logits, fake_logits, cfg.gan_loss),
                  "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
         total = terms["d_adv"]
@@ -65,20 +79,10 @@ class GANMethod(nn.Module):
             terms["r1"] = r1_penalty(real_logits, real)
             total = total + 0.5 * cfg.r1_gamma * terms["r1"]
         if cfg.gan_loss == "wgan" and cfg.gp_lambda > 0:
-            alpha = torch.rand(len(real), 1, 1, 1, generator=generator)
-            terms["gp"] = gradient_penalty(lambda x: self.discriminate(critic, x, generator), real.detach(), fake,
+            alpha = torch.rand(len(real), 1, 1, 1, generator=rng)
+            terms["gp"] = gradient_penalty(lambda x: self.discriminate(critic, x, rng), real.detach(), fake,
                                            alpha)
             total = total + cfg.gp_lambda * terms["gp"]
         terms["d_total"] = total
         return terms
 
-
-def build_method(cfg: TrainParams, image_size: int) -> GANMethod:
-    """The method named by ``train.method``, with freshly initialised networks."""
-    from artshift.models.cut import CUT
-    from artshift.models.cyclegan import CycleGAN
-    from artshift.models.dcgan import DCGAN
-
-    if cfg.method == "dcgan":
-        return DCGAN(cfg, image_size)
-    return CycleGAN(cfg) if cfg.method == "cyclegan" else CUT(cfg)

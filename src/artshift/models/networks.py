@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from artshift.generator_io import GeneratorInput
+
 # Two stride-2 downsamplings: height and width must be divisible by 4.
 SIZE_MULTIPLE = 4
 
@@ -47,6 +49,8 @@ class ResnetGenerator(nn.Module):
     index. With 6 residual blocks the default ``nce_layers`` [0, 4, 8, 11, 14] tap the padded
     input, the two downsamplings and the 2nd and 5th residual blocks, the same depths CUT uses.
     """
+
+    takes = GeneratorInput.PHOTO
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9):
         super().__init__()
@@ -140,7 +144,7 @@ class PatchSampler(nn.Module):
         feats: list[torch.Tensor],
         num_patches: int,
         patch_ids: list[torch.Tensor] | None = None,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Return per-layer embeddings of shape (B, P, dim) and the positions used."""
         out, ids_used = [], []
@@ -149,7 +153,7 @@ class PatchSampler(nn.Module):
             flat = feat.flatten(2).transpose(1, 2)  # (B, H*W, C)
             if patch_ids is None:
                 count = min(num_patches, height * width)
-                ids = torch.randperm(height * width, generator=generator, device=feat.device)[:count]
+                ids = torch.randperm(height * width, generator=rng, device=feat.device)[:count]
             else:
                 ids = patch_ids[index]
             ids_used.append(ids)
@@ -186,6 +190,8 @@ class DCGANGenerator(nn.Module):
     that double the side until ``image_size``, and a tanh output, as in the DCGAN paper.
     """
 
+    takes = GeneratorInput.NOISE
+
     def __init__(self, z_dim: int = 100, ngf: int = 64, image_size: int = 64):
         super().__init__()
         self.z_dim = z_dim
@@ -208,8 +214,7 @@ class DCGANDiscriminator(nn.Module):
 
     Unlike the DCGAN paper, no batch norm: D scores all-real and all-fake batches separately,
     so batch norm would normalise away the batch-wide statistics (palette, brightness) that
-    tell them apart. Measured on the tiny test data: with it the brightness gap to the
-    paintings went 0.44 → 0.37 in 40 steps, without it 0.44 → 0.08. Spectral norm
+    tell them apart (the README's DCGAN notes give the measurement). Spectral norm
     (``train.spectral_norm``) is the normalisation to use here; it also suits WGAN-GP.
     """
 

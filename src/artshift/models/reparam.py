@@ -2,11 +2,11 @@
 
 The trained network is kept as it is; export rewrites two kinds of layers into mathematically
 equal forms (same outputs up to float summation order) that ONNX Runtime's CPU kernels handle
-better. Measured with its profiler at 256 px (see README, Benchmarks):
+better, as its profiler showed (the README's Benchmarks section has the numbers):
 
 * the last ReflectionPad(3) + 7×7 conv to 3 channels is padded to 16 output channels by ORT's
   blocked (NCHWc) kernels, so 5/6 of its work is wasted. Computing the 4×4 output phases at once
-  as one 10×10 stride-4 conv to 48 channels, then DepthToSpace, halves its time;
+  as one 10×10 stride-4 conv to 48 channels, then DepthToSpace, avoids that waste;
 * ConvTranspose has no int8 kernel, so a quantised model runs it in float between dequantise and
   quantise nodes. As a 2×2 conv to 4× the channels + DepthToSpace (sub-pixel convolution) it
   quantises like every other conv. In fp32 the plain ConvTranspose is faster, so this rewrite
