@@ -5,6 +5,7 @@ from pathlib import Path
 
 from artshift import tracking
 from artshift.config import load_params
+from artshift.data.layout import RAW_MANIFEST
 from artshift.data.sources import fetch_dataset
 from artshift.stage import run_stage
 
@@ -18,7 +19,7 @@ def main() -> None:
         run.log_params({"seed": params.seed, "download": params.download.model_dump()})
         summary = fetch_dataset(params.download, params.seed, RAW_DIR, DOWNLOADS_DIR)
         run.log_summary(summary)
-        run.log_artifact(RAW_DIR / "manifest.json")
+        run.log_artifact(RAW_DIR / RAW_MANIFEST)
 
 
 if __name__ == "__main__":

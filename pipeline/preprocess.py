@@ -5,6 +5,7 @@ from pathlib import Path
 
 from artshift import tracking
 from artshift.config import load_params
+from artshift.data.layout import PROCESSED_MANIFEST, SKIPPED_LIST
 from artshift.data.prepare import prepare_dataset
 from artshift.stage import run_stage
 
@@ -18,8 +19,8 @@ def main() -> None:
         run.log_params({"seed": params.seed, "preprocess": cfg.model_dump()})
         summary = prepare_dataset(RAW_DIR, PROCESSED_DIR, cfg.image_size, cfg.test_fraction, cfg.min_size, params.seed)
         run.log_summary(summary)
-        run.log_artifact(PROCESSED_DIR / "manifest.csv")
-        run.log_artifact(PROCESSED_DIR / "skipped.csv")
+        run.log_artifact(PROCESSED_DIR / PROCESSED_MANIFEST)
+        run.log_artifact(PROCESSED_DIR / SKIPPED_LIST)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from artshift import tracking
 from artshift.config import load_params
+from artshift.data.layout import PROCESSED_MANIFEST
 from artshift.files import sha256_file, write_json
 from artshift.stage import run_stage
 from artshift.train import train
@@ -16,7 +17,7 @@ LOSS_CSV, TRAIN_JSON = Path("reports/train_loss.csv"), Path("metrics/train.json"
 
 def main() -> None:
     params = load_params()
-    dataset_hash = sha256_file(PROCESSED_DIR / "manifest.csv")
+    dataset_hash = sha256_file(PROCESSED_DIR / PROCESSED_MANIFEST)
     with tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
                                   tags={"dataset_manifest_sha256": dataset_hash}) as run:
         tracking.save_run_ref(run, RUN_REF)

@@ -55,3 +55,31 @@ def test_dcgan_samples_are_scored_without_content(data_dir, tmp_path):
     assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # the 4 samples in a 2 × 2 tile
     again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
     assert again["model"] == report["model"]  # samples come from seeded noise
+
+
+def test_metric_registry_computes_every_metric_and_content_only_for_translations():
+    from artshift.config import EvaluateParams
+    from artshift.metrics.registry import METRICS, MetricInputs, compute_metrics
+
+    rng = np.random.default_rng(0)
+    images = torch.rand(6, 3, 16, 16) * 2 - 1
+    features, reference = rng.normal(size=(6, 8)), rng.normal(size=(7, 8))
+    cfg = EvaluateParams(kid_subsets=3, kid_subset_size=4)
+    translated = compute_metrics(MetricInputs(images, features, reference, images, cfg, seed=0))
+    assert set(METRICS) == {"fid", "kid", "diversity", "content"}
+    assert set(translated) == {"fid", "kid_mean", "kid_std", "diversity", "content"}
+    assert translated["content"] == pytest.approx(1.0)  # the images are their own photos
+    sampled = compute_metrics(MetricInputs(images, features, reference, None, cfg, seed=0))
+    assert set(sampled) == set(translated) - {"content"}
+    assert sampled["fid"] == translated["fid"]
+
+
+def test_tracked_metric_names_label_random_init_features():
+    from artshift.evaluation import CANDIDATES, tracked_metrics
+
+    report = {"feature_extractor": "inception-v3-random-init (seed 0)", "paintings_diversity": 0.8,
+              **{name: {"fid": float(i)} for i, name in enumerate(CANDIDATES)}}
+    assert tracked_metrics(report) == {"eval/model/fid_random_init": 0.0, "eval/identity/fid_random_init": 1.0,
+                                       "eval/reinhard/fid_random_init": 2.0, "eval/paintings_diversity": 0.8}
+    report["feature_extractor"] = "inception-v3-fid (pytorch-fid weights)"
+    assert "eval/model/fid" in tracked_metrics(report)

@@ -149,3 +149,57 @@ def test_each_runner_refuses_the_other_kind_of_model(exported, tiny_dcgan):
         Stylizer(tiny_dcgan[1])
     with pytest.raises(ArtShiftError, match="repaints photos; use `artshift stylize`"):
         Sampler(exported[1])
+
+
+def test_onnx_file_declares_what_its_generator_takes(exported, tiny_dcgan):
+    from artshift.generator_io import METADATA_KEY
+
+    metas = [{p.key: p.value for p in onnx.load(str(path)).metadata_props} for path in (exported[1], tiny_dcgan[1])]
+    assert [meta[METADATA_KEY] for meta in metas] == ["photo", "noise"]
+
+
+def test_a_model_without_the_declaration_is_refused(exported, tmp_path):
+    from artshift.generator_io import METADATA_KEY
+
+    model = onnx.load(str(exported[1]))
+    kept = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    foreign = tmp_path / "foreign.onnx"
+    onnx.save_model(model, str(foreign))
+    with pytest.raises(ArtShiftError, match="not an ArtShift generator"):
+        Stylizer(foreign)
+
+
+def test_export_variants_writes_all_three_and_gates_on_fp32_parity(exported, tmp_path):
+    from artshift.export import VARIANTS, export_variants
+
+    generator, _ = exported
+    paths = {variant: tmp_path / f"{variant}.onnx" for variant in VARIANTS}
+    calibration = torch.cat(_images((32, 32), (32, 32))).numpy()
+    report = export_variants(generator, paths, 18, calibration, {"method": "cut"}, parity_atol=1e-4, seed=0)
+    assert set(report) == set(VARIANTS) and all(path.is_file() for path in paths.values())
+    assert report["fp32"]["max_abs_diff"] < 1e-4 < report["int8"]["max_abs_diff"]
+    with pytest.raises(ArtShiftError, match=r"fp32 ONNX differs from PyTorch by .* > export.parity_atol"):
+        export_variants(generator, paths, 18, calibration, {}, parity_atol=1e-12, seed=0)
+
+
+def test_quality_changes_are_differences_from_fp32():
+    from artshift.export import quality_changes
+
+    changes = quality_changes({"fp32": {"kid_mean": 0.5, "content": 0.9}, "int8": {"kid_mean": 0.75, "content": 0.8}})
+    assert changes["fp32"] == {"kid_mean": 0.5, "content": 0.9, "kid_mean_change_vs_fp32": 0.0,
+                               "content_change_vs_fp32": 0.0}
+    assert changes["int8"]["kid_mean_change_vs_fp32"] == 0.25
+    assert changes["int8"]["content_change_vs_fp32"] == pytest.approx(-0.1)
+
+
+def test_example_inputs_are_photos_or_seeded_noise(exported, tiny_dcgan, tmp_path):
+    from conftest import write_processed
+
+    from artshift.export import example_inputs
+
+    photos = write_processed(tmp_path, per_folder=3, size=16) / "train" / "photos"
+    assert example_inputs(exported[0], photos, 2, seed=0).shape == (2, 3, 16, 16)
+    z = example_inputs(tiny_dcgan[0], photos, 5, seed=3)
+    assert z.shape == (5, 8) and np.array_equal(z, noise(5, 8, 3))

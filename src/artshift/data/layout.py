@@ -12,6 +12,9 @@ from pathlib import Path
 
 DOMAINS = ("photos", "paintings")
 SPLITS = ("train", "test")
+RAW_MANIFEST = "manifest.json"  # in data/raw: source, counts, data set hash, provenance
+PROCESSED_MANIFEST = "manifest.csv"  # in data/processed: one row per kept image
+SKIPPED_LIST = "skipped.csv"  # in data/processed: one row per unused raw file, with the reason
 
 
 def raw_folder(root: Path, domain: str) -> Path:

@@ -15,7 +15,14 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from artshift.data.layout import DOMAINS, SPLITS, processed_folder, raw_folder
+from artshift.data.layout import (
+    DOMAINS,
+    PROCESSED_MANIFEST,
+    SKIPPED_LIST,
+    SPLITS,
+    processed_folder,
+    raw_folder,
+)
 from artshift.errors import DataError, ImageError
 from artshift.files import atomic_dir, sha256_file, write_text
 from artshift.images import load_rgb, resize_and_crop, save_image
@@ -65,9 +72,9 @@ def prepare_dataset(raw_dir: Path, out_dir: Path, image_size: int, test_fraction
         splits = _assign_splits(items, seed, test_fraction)
         _place(items, splits, tmp)
         manifest = _manifest(items, splits)
-        write_text(tmp / "manifest.csv", manifest.to_csv(index=False))
-        write_text(tmp / "skipped.csv", pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(index=False))
-        summary = _summary(files, manifest, skipped, sha256_file(tmp / "manifest.csv"))
+        write_text(tmp / PROCESSED_MANIFEST, manifest.to_csv(index=False))
+        write_text(tmp / SKIPPED_LIST, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(index=False))
+        summary = _summary(files, manifest, skipped, sha256_file(tmp / PROCESSED_MANIFEST))
     log.info(f"wrote {len(manifest)} images to {out_dir} (manifest sha256 {summary['manifest_sha256'][:12]})")
     return summary
 

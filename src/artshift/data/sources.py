@@ -28,7 +28,7 @@ from artshift.config import DownloadParams
 from artshift.data import embedded, paintings
 from artshift.data.archives import extract_archive
 from artshift.data.download import check_sha256, download_file
-from artshift.data.layout import DOMAINS, raw_folder
+from artshift.data.layout import DOMAINS, RAW_MANIFEST, raw_folder
 from artshift.errors import DataError, one_line
 from artshift.files import atomic_dir, save_with, sha256_file, write_json
 from artshift.log import get_logger, progress
@@ -153,7 +153,7 @@ def dataset_hash(folder: Path) -> str:
     ``manifest.json`` is left out, so the id depends on the data only.
     """
     digest = hashlib.sha256()
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != "manifest.json"):
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.name != RAW_MANIFEST):
         digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
 
@@ -191,7 +191,7 @@ def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_di
         provenance = SOURCES[params.source](params, seed, tmp, downloads_dir)
         counts = _count(tmp)
         manifest = {"source": params.source, "counts": counts, "dataset_sha256": dataset_hash(tmp), **provenance}
-        write_json(tmp / "manifest.json", manifest)
+        write_json(tmp / RAW_MANIFEST, manifest)
     log.info("wrote %d photos and %d paintings to %s (sha256 %s)", counts["photos"], counts["paintings"],
              out_dir, manifest["dataset_sha256"][:12])
     return {key: manifest[key] for key in SUMMARY_KEYS if key in manifest}
