@@ -7,7 +7,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test ui clean
+.PHONY: install repro test lint ui clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ repro: install
 
 test: install
 	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 ui: install
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000

@@ -130,7 +130,8 @@ def profile_top_ops(model: Path, threads: int, warmup: int, reps: int, top: int 
     total = sum(by_op.values())
     run_us = sum(r["dur"] for r in timed)
     print(f"\nORT profile: fp32, 256 px, batch 1, threads {threads}, {len(timed)} timed runs "
-          f"(mean model_run {run_us / max(len(timed), 1) / 1e3:.1f} ms, kernels {total / max(len(timed), 1) / 1e3:.1f} ms/run)")
+          f"(mean model_run {run_us / max(len(timed), 1) / 1e3:.1f} ms, "
+          f"kernels {total / max(len(timed), 1) / 1e3:.1f} ms/run)")
     print(f"{'op type':<28}{'total ms':>10}{'ms/run':>9}{'calls/run':>11}{'share':>8}")
     for op, dur in sorted(by_op.items(), key=lambda kv: -kv[1])[:top]:
         print(f"{op:<28}{dur / 1e3:>10.1f}{dur / 1e3 / len(timed):>9.2f}{calls[op] / len(timed):>11.0f}"
@@ -170,7 +171,7 @@ def sweep_options(model: Path, threads: int, warmup: int, reps: int, rounds: int
     medians: dict[str, list[float]] = defaultdict(list)
     for _ in range(rounds):
         for name, (session, feed) in sessions.items():
-            times = time_runs(lambda f: session.run(None, f), feed, 0, reps)
+            times = time_runs(lambda f, session=session: session.run(None, f), feed, 0, reps)
             medians[name].append(float(np.median(times)))
     base = float(np.median(medians["stylizer (ALL, intra=threads)"]))
     print(f"\nsession options sweep: fp32, 256 px, batch 1, threads {threads}, "

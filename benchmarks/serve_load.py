@@ -67,7 +67,7 @@ class BackgroundServer:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def __enter__(self) -> "BackgroundServer":
+    def __enter__(self) -> BackgroundServer:
         self.thread.start()
         deadline = time.monotonic() + self.startup_timeout
         while not self.server.started:

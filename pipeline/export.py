@@ -43,8 +43,8 @@ def main() -> None:
         for path in ONNX_PATHS.values():
             run.log_artifact(path, "onnx")
         if cfg.register_model:
-            version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example_inputs(generator, photos, 1, params.seed),
-                                              generator.takes)
+            example = example_inputs(generator, photos, 1, params.seed)
+            version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example, generator.takes)
             log.info("registered MLflow model version %s", version)
 
 

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from artshift.augment import POLICIES, diff_augment
-from artshift.train import ema_decay, lr_factor, update_ema
 from artshift.models.networks import ResnetGenerator
+from artshift.train import ema_decay, lr_factor, update_ema
 
 
 @pytest.mark.parametrize("policy", [[p] for p in POLICIES] + [list(POLICIES)])
@@ -37,8 +37,8 @@ def test_ema_moves_toward_live_weights():
     live, ema = ResnetGenerator(ngf=4, n_blocks=1), ResnetGenerator(ngf=4, n_blocks=1)
     before = [p.clone() for p in ema.parameters()]
     update_ema(ema, live, decay=0.9)
-    for b, e, l in zip(before, ema.parameters(), live.parameters()):
-        assert torch.allclose(e, 0.9 * b + 0.1 * l, atol=1e-6)
+    for old, averaged, current in zip(before, ema.parameters(), live.parameters()):
+        assert torch.allclose(averaged, 0.9 * old + 0.1 * current, atol=1e-6)
 
 
 def test_ema_decay_warms_up_then_holds_the_target():

@@ -1,3 +1,4 @@
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -56,7 +57,8 @@ def test_defaults_fill_missing_sections():
         ({"train": {"method": "dcgan"}}, "train.batch_size: dcgan uses batch norm and needs >= 2, got 1"),
         ({"train": {"gan_loss": "relativistic"}},
          "train.gan_loss: input should be 'vanilla', 'lsgan', 'hinge' or 'wgan', got 'relativistic'"),
-        ({"evaluate": {"resize": "nearest"}}, "evaluate.resize: input should be 'pytorch-fid' or 'clean-fid', got 'nearest'"),
+        ({"evaluate": {"resize": "nearest"}},
+         "evaluate.resize: input should be 'pytorch-fid' or 'clean-fid', got 'nearest'"),
     ],
 )
 def test_bad_values_name_the_key(raw, message):
@@ -82,10 +84,10 @@ def test_file_errors(tmp_path):
 def test_stage_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
     import runpy
 
-    params = yaml.safe_load(open("params.yaml"))
+    params = yaml.safe_load(Path("params.yaml").read_text())
     params["train"]["lr"] = -1
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    script = str((__import__("pathlib").Path("pipeline/train.py")).resolve())
+    script = str(Path("pipeline/train.py").resolve())
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as excinfo:
         runpy.run_path(script, run_name="__main__")

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from conftest import write_processed
 import torch
 
 from artshift.config import EvaluateParams
@@ -8,6 +7,7 @@ from artshift.evaluation import evaluate
 from artshift.metrics.features import FeatureExtractor
 from artshift.metrics.inception import random_state_dict
 from artshift.models.networks import DCGANGenerator, ResnetGenerator
+from conftest import write_processed
 
 
 @pytest.fixture

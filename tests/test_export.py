@@ -4,10 +4,9 @@ import pytest
 import torch
 
 from artshift.errors import ArtShiftError
-from artshift.export import (export_fp16, export_generator, export_int8, export_int8_generator, parity,
-                             parity_inputs)
+from artshift.export import export_fp16, export_generator, export_int8, export_int8_generator, parity, parity_inputs
 from artshift.inference import Sampler, Stylizer, noise
-from artshift.models.networks import DCGANGenerator, ResnetGenerator, init_weights
+from artshift.models.networks import ResnetGenerator, init_weights
 
 
 def _images(*sizes):
@@ -195,9 +194,8 @@ def test_quality_changes_are_differences_from_fp32():
 
 
 def test_example_inputs_are_photos_or_seeded_noise(exported, tiny_dcgan, tmp_path):
-    from conftest import write_processed
-
     from artshift.export import example_inputs
+    from conftest import write_processed
 
     photos = write_processed(tmp_path, per_folder=3, size=16) / "train" / "photos"
     assert example_inputs(exported[0], photos, 2, seed=0).shape == (2, 3, 16, 16)

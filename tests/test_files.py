@@ -13,10 +13,9 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "model.bin"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("crash mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash mid-write")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["model.bin"]
 
@@ -28,10 +27,9 @@ def test_atomic_dir_swaps_whole_folder(tmp_path):
     with atomic_dir(target) as tmp:
         (tmp / "new.txt").write_text("y")
     assert [p.name for p in target.iterdir()] == ["new.txt"]
-    with pytest.raises(ValueError):
-        with atomic_dir(target) as tmp:
-            (tmp / "partial.txt").write_text("z")
-            raise ValueError
+    with pytest.raises(ValueError), atomic_dir(target) as tmp:
+        (tmp / "partial.txt").write_text("z")
+        raise ValueError
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 

@@ -4,7 +4,6 @@ import logging
 
 import pytest
 import torch
-from conftest import write_processed
 
 from artshift import checkpoint
 from artshift.config import TrainParams, parse_params
@@ -16,6 +15,7 @@ from artshift.models.cyclegan import CycleGAN, HistoryPool
 from artshift.models.dcgan import DCGAN
 from artshift.models.networks import DCGANDiscriminator, DCGANGenerator
 from artshift.train import TrainState, fixed_inputs, train, watch_samples
+from conftest import write_processed
 
 TINY = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_patches": 16}
 

@@ -133,7 +133,9 @@ def test_no_usable_paintings_is_a_data_error_and_keeps_the_old_output(raw, tmp_p
     shutil.rmtree(raw / "paintings")
     (raw / "paintings").mkdir()
     (raw / "paintings" / "notes.txt").write_text("nothing here")
-    with pytest.raises(DataError, match=r"no usable paintings in .*paintings \(1 files skipped, first: paintings/notes.txt: not a supported image"):
+    expected = (r"no usable paintings in .*paintings \(1 files skipped, "
+                r"first: paintings/notes.txt: not a supported image")
+    with pytest.raises(DataError, match=expected):
         run(raw, out)
     assert (out / "manifest.csv").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

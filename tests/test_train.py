@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
-from conftest import write_processed
 import torch
 
 from artshift import checkpoint
 from artshift.config import parse_params
 from artshift.errors import ParamsError
 from artshift.train import train as train_into
+from conftest import write_processed
 
 TINY_TRAIN = {"ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_patches": 16, "log_every": 1,
               "sample_every": 100, "checkpoint_every": 2, "keep_checkpoints": 2, "n_samples": 2}
@@ -72,7 +72,8 @@ def test_bad_nce_layer_names_the_key(data_dir, tmp_path):
 
 @pytest.mark.parametrize("extra", [
     {"method": "fastcut", "gan_loss": "hinge", "ema": 0.9, "lr_decay": True},
-    {"gan_loss": "wgan", "r1_gamma": 0.0, "diffaugment": ["color", "translation"], "spectral_norm": True, "lr_d": 0.0004},
+    {"gan_loss": "wgan", "r1_gamma": 0.0, "diffaugment": ["color", "translation"], "spectral_norm": True,
+     "lr_d": 0.0004},
     {"gan_loss": "vanilla", "r1_gamma": 1.0, "ema": 0.5},
     {"method": "cyclegan", "pool_size": 2, "lr_decay": True},  # the pool is full from step 2: resume needs it
     {"method": "dcgan", "batch_size": 2, "ema": 0.9, "z_dim": 8},  # batch-norm statistics in G and its EMA

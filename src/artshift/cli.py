@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from artshift.errors import ArtShiftError, run_main
-from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
 from artshift.generator_io import MODEL_URI_SCHEMES
+from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
 from artshift.log import progress
 
 DEFAULT_MODEL = "models/generator.onnx"
@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same paintings")
     sample.add_argument("--out", required=True, help="output folder (sample_seed<SEED>_<i>.png)")
     sample.add_argument("--model", default=DEFAULT_MODEL,
-                        help=f"DCGAN ONNX file or MLflow URI such as models:/artshift-dcgan/latest (default {DEFAULT_MODEL})")
+                        help="DCGAN ONNX file or MLflow URI such as models:/artshift-dcgan/latest "
+                             f"(default {DEFAULT_MODEL})")
     sample.add_argument("--force", action="store_true", help="overwrite existing outputs")
     sample.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     sample.set_defaults(handler=sample_command)

@@ -36,7 +36,7 @@ class DownloadParams(_Section):
     timeout_s: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
-    def _source_needs(self) -> "DownloadParams":
+    def _source_needs(self) -> DownloadParams:
         if self.source == "url" and not self.url:
             raise ValueError("url: required when download.source is 'url'")
         if self.source == "local" and not self.path:
@@ -98,7 +98,7 @@ class TrainParams(_Section):
         return defaults | {key: value for key, value in raw.items() if value is not None}
 
     @model_validator(mode="after")
-    def _method_needs(self) -> "TrainParams":
+    def _method_needs(self) -> TrainParams:
         METHODS[self.method].check_params(self)
         return self
 

@@ -38,7 +38,7 @@ def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     empty or non-image file and for images above ``max_pixels`` (decompression bombs).
     """
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - only the open() call's OSError means "cannot read"
     except OSError as exc:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or type(exc).__name__})") from None
     with handle:

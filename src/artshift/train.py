@@ -97,12 +97,13 @@ class TrainState:
     rng: torch.Generator
 
     @classmethod
-    def create(cls, params: Params, rng: torch.Generator, image_size: int) -> "TrainState":
+    def create(cls, params: Params, rng: torch.Generator, image_size: int) -> TrainState:
         """Fresh networks, optimisers, schedules and (optionally) the EMA copy of G."""
         cfg = params.train
         net = build_method(cfg, image_size)
         optimizers = build_optimizers(net, params)
-        schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg.steps, cfg.lr_decay))
+        schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg.steps,
+                                                                                          cfg.lr_decay))
                       for name, opt in optimizers.items()}
         ema = copy.deepcopy(net.G).requires_grad_(False) if cfg.ema > 0 else None
         return cls(net, optimizers, schedulers, ema, rng)
