@@ -29,7 +29,7 @@ def seconds_per_step(method: str, size: int, ngf: int, batch: int, steps: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", action="append",
-                        help="train.method, optionally :batch (repeatable; default cut; dcgan defaults to batch 16)")
+                        help="train.method, optionally :batch (repeatable; default cut; dcgan needs a batch >= 2)")
     parser.add_argument("--size", type=int, action="append", help="image side (repeatable; default 128)")
     parser.add_argument("--ngf", type=int, action="append", help="generator width (repeatable; default 32)")
     parser.add_argument("--batch", type=int, default=1, help="batch size where --method names none")
@@ -41,7 +41,7 @@ def main() -> None:
     print(f"{'method':>9} {'batch':>5} {'size':>6} {'ngf':>5} {'s/step':>8} {'min/1k steps':>13}")
     for spec in args.method or ["cut"]:
         method, _, batch = spec.partition(":")
-        batch = int(batch) if batch else (16 if method == "dcgan" else args.batch)
+        batch = int(batch) if batch else args.batch
         for size in args.size or [128]:
             for ngf in args.ngf or [32]:
                 per_step = seconds_per_step(method, size, ngf, batch, args.steps)

@@ -149,8 +149,8 @@ def start_model_run(params: Mapping, run_name: str | None = None, tags: Mapping[
 
 
 def save_run_ref(run: Run, path: str | Path) -> None:
-    """Record the run id (and store) so later stages log into the same run."""
-    write_json(path, {"run_id": run.run_id, "tracking_uri": tracking_uri()})
+    """Record the run id so later stages log into the same run."""
+    write_json(path, {"run_id": run.run_id})
 
 
 def open_run(ref_path: str | Path) -> Run:
