@@ -19,10 +19,11 @@ EVAL_JSON, GRID_PNG = Path("metrics/eval.json"), Path("reports/eval_grid.png")
 def main() -> None:
     params = load_params()
     cfg = params.evaluate
-    generator, _ = checkpoint.load_generator(GENERATOR)
+    generator, record = checkpoint.load_generator(GENERATOR)
     with tracking.open_run(RUN_REF) as run:
         extractor = load_feature_extractor(cfg.inception_weights, cfg.resize, params.seed)
-        report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE)
+        report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE,
+                                record["image_size"])
         write_json(EVAL_JSON, report)
         save_image(grid, GRID_PNG)
 

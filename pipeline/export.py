@@ -29,10 +29,11 @@ def main() -> None:
     with tracking.open_run(RUN_REF) as run:
         metadata = {"run_id": run.run_id, "method": record.get("method", "cut"),
                     "train_image_size": str(record.get("image_size", ""))}
-        calibration = example_inputs(generator, photos, cfg.calibration_images, params.seed)
+        calibration = example_inputs(generator, photos, cfg.calibration_images, params.seed, record["image_size"])
         report = export_variants(generator, ONNX_PATHS, cfg.opset, calibration, metadata, cfg.parity_atol, params.seed)
         extractor = load_feature_extractor(params.evaluate.inception_weights, params.evaluate.resize, params.seed)
-        scores = score_onnx_models(ONNX_PATHS, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE)
+        scores = score_onnx_models(ONNX_PATHS, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE,
+                                   record["image_size"])
         for variant, values in quality_changes(scores).items():
             report[variant] |= values | {"size_mb": ONNX_PATHS[variant].stat().st_size / 1e6}
         write_json(EXPORT_JSON, {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})
@@ -43,7 +44,7 @@ def main() -> None:
         for path in ONNX_PATHS.values():
             run.log_artifact(path, "onnx")
         if cfg.register_model:
-            example = example_inputs(generator, photos, 1, params.seed)
+            example = example_inputs(generator, photos, 1, params.seed, record["image_size"])
             version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example, generator.takes)
             log.info("registered MLflow model version %s", version)
 

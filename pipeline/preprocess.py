@@ -17,7 +17,7 @@ def main() -> None:
     cfg = params.preprocess
     with tracking.data_run("preprocess") as run:
         run.log_params({"seed": params.seed, "preprocess": cfg.model_dump()})
-        summary = prepare_dataset(RAW_DIR, PROCESSED_DIR, cfg.image_size, cfg.test_fraction, cfg.min_size, params.seed)
+        summary = prepare_dataset(RAW_DIR, PROCESSED_DIR, cfg.load_size, cfg.test_fraction, cfg.min_size, params.seed)
         run.log_summary(summary)
         run.log_artifact(PROCESSED_DIR / PROCESSED_MANIFEST)
         run.log_artifact(PROCESSED_DIR / SKIPPED_LIST)

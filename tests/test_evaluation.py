@@ -28,7 +28,7 @@ def test_report_has_every_method_and_metric_and_reuses_reference_cache(data_dir,
     generator = ResnetGenerator(ngf=8, n_blocks=1)
     extractor = CountingExtractor(random_state_dict(0), "inception-v3-random-init (test)")
     cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4)
-    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert report["n_photos"] == 4 and report["n_paintings"] == 4 and report["resize"] == "pytorch-fid"
     for name in ("model", "identity", "reinhard"):
         assert set(report[name]) == {"fid", "kid_mean", "kid_std", "diversity", "content"}
@@ -37,7 +37,7 @@ def test_report_has_every_method_and_metric_and_reuses_reference_cache(data_dir,
     assert report["reinhard"]["content"] < 1.0
     assert grid.size == (3 * 32 + 4 * 2, 4 * 32 + 5 * 2)  # photo | Reinhard | model, 4 rows
     assert CountingExtractor.calls == 4  # paintings + three candidate sets
-    again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert CountingExtractor.calls == 7  # the paintings' features came from the cache
     assert again["model"] == report["model"]
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
@@ -48,12 +48,12 @@ def test_dcgan_samples_are_scored_without_content(data_dir, tmp_path):
     generator = DCGANGenerator(z_dim=8, ngf=8, image_size=32)
     extractor = FeatureExtractor(random_state_dict(0), "inception-v3-random-init (test)")
     cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4)
-    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert set(report["model"]) == {"fid", "kid_mean", "kid_std", "diversity"}
     assert set(report["identity"]) == {"fid", "kid_mean", "kid_std", "diversity", "content"}
     assert report["model"]["fid"] > 0 and report["paintings_diversity"] > 0
     assert grid.size == (2 * 32 + 3 * 2, 2 * 32 + 3 * 2)  # the 4 samples in a 2 × 2 tile
-    again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache")
+    again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert again["model"] == report["model"]  # samples come from seeded noise
 
 
@@ -83,3 +83,15 @@ def test_tracked_metric_names_label_random_init_features():
                                        "eval/reinhard/fid_random_init": 2.0, "eval/paintings_diversity": 0.8}
     report["feature_extractor"] = "inception-v3-fid (pytorch-fid weights)"
     assert "eval/model/fid" in tracked_metrics(report)
+
+
+def test_evaluation_scores_centre_crops_at_the_training_size(data_dir, tmp_path):
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=1)
+    extractor = FeatureExtractor(random_state_dict(0), "inception-v3-random-init (test)")
+    cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4, device="cpu")
+    report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=16)
+    assert grid.size == (3 * 16 + 4 * 2, 4 * 16 + 5 * 2)  # 16 px centre crops of the 32 px test images
+    full, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
+    assert report["identity"]["fid"] != full["identity"]["fid"]  # another reference set, not the cached one
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2

@@ -61,7 +61,7 @@ def test_dcgan_networks_shapes(size):
 
 
 def test_dcgan_rejects_sizes_it_cannot_reach():
-    with pytest.raises(ParamsError, match=r"^preprocess.image_size: .*power of two.*got 48$"):
+    with pytest.raises(ParamsError, match=r"^train.crop_size: .*power of two.*got 48 "):
         DCGAN(TrainParams(method="dcgan", batch_size=2, **TINY), image_size=48)
     with pytest.raises(ParamsError, match=r"train.batch_size: dcgan uses batch norm and needs >= 2, got 1"):
         parse_params({"train": {"method": "dcgan", "batch_size": 1}})
@@ -119,9 +119,9 @@ def _gap_to_paintings(generator, inputs, paintings):
 def test_short_training_moves_outputs_toward_the_paintings(tmp_path, method, extra):
     """Photos are dark and paintings bright: after a few dozen steps G's outputs must be brighter."""
     data = write_processed(tmp_path, per_folder=4)
-    params = parse_params({"seed": 0, "train": {**TINY, "method": method, "steps": 40, "lr": 0.001,
-                                                "log_every": 40, "sample_every": 40, "checkpoint_every": 40,
-                                                "n_samples": 4, **extra}})
+    params = parse_params({"seed": 0, "preprocess": {"load_size": 32},
+                           "train": {**TINY, "method": method, "steps": 40, "lr": 0.001, "log_every": 40,
+                                     "sample_every": 40, "checkpoint_every": 40, "n_samples": 4, **extra}})
     paintings, photos = load_folder(data / "train" / "paintings"), load_folder(data / "test" / "photos")
     state = TrainState.create(params, torch.Generator().manual_seed(0), image_size=32)
     inputs = fixed_inputs(state.model, photos, seed=0)

@@ -15,7 +15,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "download": {"crops_per_photo": 2, "n_paintings": 16, "painting_size": 64},
-    "preprocess": {"image_size": 32, "min_size": 32, "test_fraction": 0.3},
+    "preprocess": {"load_size": 32, "min_size": 32, "test_fraction": 0.3},
     "train": {"steps": 4, "ngf": 8, "ndf": 8, "n_blocks": 2, "nce_layers": [0, 4, 8], "num_patches": 16,
               "log_every": 2, "sample_every": 2, "checkpoint_every": 2, "n_samples": 2},
     "evaluate": {"batch_size": 4},

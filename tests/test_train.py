@@ -23,7 +23,7 @@ def train(params, data_dir, out):
 
 
 def _params(steps, **train):
-    return parse_params({"seed": 0, "train": {**TINY_TRAIN, "steps": steps, **train}})
+    return parse_params({"seed": 0, "preprocess": {"load_size": 32}, "train": {**TINY_TRAIN, "steps": steps, **train}})
 
 
 def test_writes_generator_and_keeps_last_checkpoints(data_dir, tmp_path):
@@ -90,3 +90,45 @@ def test_stabilised_variants_train_and_resume_exactly(data_dir, tmp_path, extra)
     b = checkpoint.load(interrupted / "generator.pt", "generator")
     assert a["ema"] == (extra.get("ema", 0) > 0)
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
+def _weights(out):
+    return checkpoint.load(out / "generator.pt", "generator")["state_dict"]
+
+
+def test_loader_workers_do_not_change_the_run_and_resume_exactly(data_dir, tmp_path):
+    train(_params(4), data_dir, tmp_path / "in_process")
+    interrupted = tmp_path / "workers"
+    train(_params(4, num_workers=2), data_dir, interrupted)
+    assert all(torch.equal(a, b) for a, b in zip(_weights(tmp_path / "in_process").values(),
+                                                  _weights(interrupted).values()))
+    (interrupted / "checkpoints" / "step_0000004.pt").unlink()  # as if killed after step 2
+    assert train(_params(4, num_workers=2), data_dir, interrupted).resumed_from == 2
+    assert all(torch.equal(a, b) for a, b in zip(_weights(tmp_path / "in_process").values(),
+                                                  _weights(interrupted).values()))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_resumes_exactly(data_dir, tmp_path, precision):
+    extra = {"precision": precision, "r1_gamma": 1.0}
+    straight = tmp_path / "straight"
+    train(_params(4, **extra), data_dir, straight)
+    # fp16 may log an overflowing (inf) term on a step the loss scaler then skips; weights stay finite.
+    assert all(torch.isfinite(w).all() for w in _weights(straight).values())
+    saved = checkpoint.load(straight / "checkpoints" / "step_0000004.pt", "train")["state"]["scaler"]
+    assert ("scale" in saved) == (precision == "fp16")  # the fp16 loss scale is part of the checkpoint
+    interrupted = tmp_path / "interrupted"
+    train(_params(4, **extra), data_dir, interrupted)
+    (interrupted / "checkpoints" / "step_0000004.pt").unlink()
+    assert train(_params(4, **extra), data_dir, interrupted).resumed_from == 2
+    assert all(torch.equal(a, b) for a, b in zip(_weights(straight).values(), _weights(interrupted).values()))
+    fp32 = tmp_path / "fp32"
+    train(_params(4, r1_gamma=1.0), data_dir, fp32)
+    assert not all(torch.equal(a, b) for a, b in zip(_weights(fp32).values(), _weights(straight).values()))
+
+
+def test_random_crops_smaller_than_the_stored_images(data_dir, tmp_path):
+    result = train(_params(2, crop_size=24, channels_last=True), data_dir, tmp_path / "m")
+    assert all(np.isfinite(v) for v in result.losses.values())
+    generator, record = checkpoint.load_generator(tmp_path / "m" / "generator.pt")
+    assert record["image_size"] == 24

@@ -14,3 +14,4 @@ GanLoss = Literal["vanilla", "lsgan", "hinge", "wgan"]  # train.gan_loss: see ar
 DiffAugmentPolicy = Literal["color", "translation", "cutout"]  # train.diffaugment: see artshift.augment
 ResizeMode = Literal["pytorch-fid", "clean-fid"]  # evaluate.resize: see artshift.metrics.features
 FidMethod = Literal["eigh", "sqrtm"]  # evaluate.fid_method: see artshift.metrics.fid
+Precision = Literal["fp32", "bf16", "fp16"]  # train.precision: see artshift.device

@@ -15,9 +15,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from artshift.choices import DiffAugmentPolicy, FidMethod, GanLoss, ResizeMode, Source
+from artshift.choices import DiffAugmentPolicy, FidMethod, GanLoss, Precision, ResizeMode, Source
+from artshift.device import is_device_spec
 from artshift.errors import ParamsError
 from artshift.models import METHODS
+
+
+def _check_device(value: str) -> None:
+    """Raise the "device: reason" error for a value no ``device`` param accepts."""
+    if not is_device_spec(value):
+        raise ValueError(f"device: must be auto, cpu, cuda or cuda:N, got {value!r}")
 
 
 class _Section(BaseModel):
@@ -47,7 +54,7 @@ class DownloadParams(_Section):
 
 
 class PreprocessParams(_Section):
-    image_size: int = Field(128, ge=16, le=1024)
+    load_size: int = Field(128, ge=16, le=2048)  # side of the stored squares (shorter side scaled to it)
     test_fraction: float = Field(0.15, gt=0, lt=1)
     min_size: int = Field(64, ge=1)
 
@@ -86,6 +93,13 @@ class TrainParams(_Section):
     checkpoint_every: int = Field(250, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     n_samples: int = Field(6, ge=2)
+    crop_size: int | None = Field(None, ge=8)  # random training crops of this side; null: preprocess.load_size
+    device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
+    precision: Precision = "fp32"  # bf16 / fp16: forward passes under torch.autocast
+    channels_last: bool = False  # NHWC memory format for networks and batches
+    compile: bool = False  # torch.compile G and D
+    num_workers: int = Field(0, ge=0)  # DataLoader worker processes decoding images
+    gpus: int = Field(1, ge=1)  # > 1: one process per GPU under torchrun, DistributedDataParallel
 
     @model_validator(mode="before")
     @classmethod
@@ -99,6 +113,7 @@ class TrainParams(_Section):
 
     @model_validator(mode="after")
     def _method_needs(self) -> TrainParams:
+        _check_device(self.device)
         METHODS[self.method].check_params(self)
         return self
 
@@ -110,6 +125,12 @@ class EvaluateParams(_Section):
     fid_method: FidMethod = "eigh"
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)
+    device: str = "auto"  # where the generator and Inception run: auto | cpu | cuda | cuda:N
+
+    @model_validator(mode="after")
+    def _device_spec(self) -> EvaluateParams:
+        _check_device(self.device)
+        return self
 
 
 class ExportParams(_Section):
@@ -126,6 +147,18 @@ class Params(_Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
+
+    @model_validator(mode="after")
+    def _crop_fits(self) -> Params:
+        if self.train.crop_size is not None and self.train.crop_size > self.preprocess.load_size:
+            raise ValueError(f"train.crop_size: must be <= preprocess.load_size ({self.preprocess.load_size}), "
+                             f"got {self.train.crop_size}")
+        return self
+
+    @property
+    def crop_size(self) -> int:
+        """The side of the images the networks train on: ``train.crop_size``, else the stored size."""
+        return self.train.crop_size or self.preprocess.load_size
 
 
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}

@@ -20,6 +20,7 @@ from artshift.baselines import lab_statistics, reinhard_transfer
 from artshift.config import EvaluateParams
 from artshift.data.dataset import image_files, load_folder
 from artshift.data.layout import processed_folder
+from artshift.device import resolve_device
 from artshift.generator_io import GeneratorInput
 from artshift.inference import noise, open_generator
 from artshift.log import get_logger
@@ -37,17 +38,19 @@ GRID_SAMPLES = 16
 
 @torch.no_grad()
 def run_batched(generator: torch.nn.Module, inputs: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Run the generator (in eval mode) over ``inputs`` in batches."""
+    """Run the generator (in eval mode, on its device) over ``inputs`` in batches; outputs on the CPU."""
     generator.eval()
-    return torch.cat([generator(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+    device = next(generator.parameters()).device
+    return torch.cat([generator(inputs[i:i + batch_size].to(device)).cpu() for i in range(0, len(inputs), batch_size)])
 
 
-def reference_features(data_dir: Path, extractor: FeatureExtractor, batch_size: int, cache_dir: Path) -> np.ndarray:
-    """Features of the test paintings, cached: processed files are named by content hash, so
-    their names identify the reference set."""
+def reference_features(data_dir: Path, extractor: FeatureExtractor, batch_size: int, cache_dir: Path,
+                       crop_size: int) -> np.ndarray:
+    """Features of the test paintings' centre crops, cached: processed files are named by content
+    hash, so their names (and the crop size) identify the reference set."""
     folder = processed_folder(data_dir, "test", "paintings")
-    key = [extractor.label, extractor.resize, *(p.name for p in image_files(folder))]
-    return cached(cache_dir, key, lambda: extractor(load_folder(folder), batch_size))
+    key = [extractor.label, extractor.resize, f"crop {crop_size}", *(p.name for p in image_files(folder))]
+    return cached(cache_dir, key, lambda: extractor(load_folder(folder, crop_size=crop_size), batch_size))
 
 
 def score(candidates: torch.Tensor, photos: torch.Tensor | None, reference, extractor: FeatureExtractor,
@@ -64,26 +67,32 @@ def describe(name: str, scores: dict[str, float]) -> str:
 
 
 def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
-             seed: int, cache_dir: Path) -> tuple[dict, Image.Image]:
+             seed: int, cache_dir: Path, crop_size: int) -> tuple[dict, Image.Image]:
     """The eval report and a grid: photo | Reinhard | model for the first test photos, or a
-    tile of samples for a generator that takes noise."""
-    photos = load_folder(processed_folder(data_dir, "test", "photos"))
-    reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
+    tile of samples for a generator that takes noise. Test images are centre-cropped to
+    ``crop_size`` (the size the generator trained at); the generator and the Inception network
+    run on ``evaluate.device``."""
+    device = resolve_device(cfg.device, "evaluate.device")
+    generator, extractor = generator.to(device), extractor.to(device)
+    photos = load_folder(processed_folder(data_dir, "test", "photos"), crop_size=crop_size)
+    reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir, crop_size)
     from_noise = generator.takes is GeneratorInput.NOISE
-    log.info("scoring %d %s against %d test paintings (%s, resize %s)", len(photos),
-             "samples" if from_noise else "test photos", len(reference), extractor.label, extractor.resize)
+    log.info("scoring %d %s against %d test paintings on %s (%s, resize %s)", len(photos),
+             "samples" if from_noise else "test photos", len(reference), device, extractor.label, extractor.resize)
 
     inputs = torch.from_numpy(noise(len(photos), generator.z_dim, seed)) if from_noise else photos
     candidates = {
         "model": run_batched(generator, inputs, cfg.batch_size),
         "identity": photos,
         "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(processed_folder(data_dir, "train",
-                                                                                             "paintings")))),
+                                                                                             "paintings"),
+                                                                           crop_size=crop_size))),
     }
     report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
                     "n_photos": len(photos), "n_paintings": len(reference),
                     "paintings_diversity": mean_pairwise_distance(load_folder(processed_folder(data_dir, "test",
-                                                                                                 "paintings")))}
+                                                                                                 "paintings"),
+                                                                              crop_size=crop_size))}
     for name in CANDIDATES:
         images = candidates[name]
         report[name] = score(images, None if from_noise and name == "model" else photos, reference, extractor, cfg,
@@ -105,14 +114,16 @@ def tracked_metrics(report: dict) -> dict[str, float]:
 
 
 def score_onnx_models(paths: dict[str, Path], data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,
-                      seed: int, cache_dir: Path) -> dict[str, dict[str, float]]:
+                      seed: int, cache_dir: Path, crop_size: int) -> dict[str, dict[str, float]]:
     """Every registered metric of each exported model (run by ONNX Runtime on the CPU), on the test
-    photos or, for a generator of noise, on the same seeded samples ``evaluate`` scores.
+    photos (centre-cropped to ``crop_size``) or, for a generator of noise, on the same seeded
+    samples ``evaluate`` scores.
 
     Shows what a precision change (fp16, int8) costs in quality, measured like ``evaluate``.
     """
-    photos = load_folder(processed_folder(data_dir, "test", "photos"))
-    reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir)
+    extractor = extractor.to(resolve_device(cfg.device, "evaluate.device"))
+    photos = load_folder(processed_folder(data_dir, "test", "photos"), crop_size=crop_size)
+    reference = reference_features(data_dir, extractor, cfg.batch_size, cache_dir, crop_size)
     scores = {}
     for name, path in paths.items():
         model = open_generator(path, providers=["CPUExecutionProvider"])

@@ -173,12 +173,14 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
     log.info("wrote %s (%.1f MB, calibrated on %d images)", path, Path(path).stat().st_size / 1e6, len(calibration))
 
 
-def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, seed: int) -> np.ndarray:
+def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, seed: int,
+                   crop_size: int | None = None) -> np.ndarray:
     """``count`` inputs like those the model will see, for int8 calibration and the MLflow input
-    example: the first photos of ``photos_dir``, or seeded noise for a generator of noise."""
+    example: the first photos of ``photos_dir`` (centre-cropped to ``crop_size``), or seeded
+    noise for a generator of noise."""
     if generator.takes is GeneratorInput.NOISE:
         return noise(count, generator.z_dim, seed)
-    return load_folder(photos_dir, limit=count).numpy()
+    return load_folder(photos_dir, limit=count, crop_size=crop_size).numpy()
 
 
 def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: int, calibration: np.ndarray,

@@ -52,17 +52,28 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mod
     return 0.5 * (real + fake)
 
 
-def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor) -> torch.Tensor:
-    """E[|∇_x D(x)|²] over real images (``real_images`` must require grad; D's graph is kept)."""
-    (grad,) = torch.autograd.grad(real_logits.sum(), real_images, create_graph=True)
+def _input_gradient(outputs: torch.Tensor, inputs: torch.Tensor, scale: float) -> torch.Tensor:
+    """∂ Σ outputs / ∂ inputs, kept differentiable. Under fp16 loss scaling the sum is scaled
+    by ``scale`` before differentiating and the gradient unscaled after, so it does not
+    underflow in half precision (PyTorch's AMP recipe for gradient penalties); the result is
+    in float32 either way."""
+    (grad,) = torch.autograd.grad(outputs.float().sum() * scale, inputs, create_graph=True)
+    return grad.float() / scale
+
+
+def r1_penalty(real_logits: torch.Tensor, real_images: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """E[|∇_x D(x)|²] over real images (``real_images`` must require grad; D's graph is kept).
+    ``scale``: the fp16 loss scale, if any (see :func:`_input_gradient`)."""
+    grad = _input_gradient(real_logits, real_images, scale)
     return grad.pow(2).flatten(1).sum(1).mean()
 
 
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
-                     alpha: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP: E[(|∇ D(x̂)| - 1)²] at x̂ = α·real + (1-α)·fake, α of shape (B, 1, 1, 1)."""
+                     alpha: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """WGAN-GP: E[(|∇ D(x̂)| - 1)²] at x̂ = α·real + (1-α)·fake, α of shape (B, 1, 1, 1).
+    ``scale``: the fp16 loss scale, if any (see :func:`_input_gradient`)."""
     mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    grad = _input_gradient(critic(mixed), mixed, scale)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
 
 

@@ -25,8 +25,9 @@ from PIL import Image
 
 from artshift import checkpoint
 from artshift.config import Params
-from artshift.data.dataset import UnpairedBatches, load_folder
+from artshift.data.dataset import load_folder, unpaired_loader
 from artshift.data.layout import processed_folder
+from artshift.device import autocast, grad_scaler, resolve_device
 from artshift.files import write_text
 from artshift.generator_io import GeneratorInput
 from artshift.log import get_logger, progress
@@ -39,9 +40,10 @@ if TYPE_CHECKING:
     from artshift.tracking import Run  # importing MLflow is slow; only needed for the type
 
 log = get_logger("train")
-# Params that change how often we log or save, not the weights: changing them keeps checkpoints valid.
+# Params that change how often we log or save, or where and how fast the same computation runs,
+# not what it computes: changing them keeps checkpoints valid (a CPU run resumes on a GPU).
 _BOOKKEEPING_KEYS = {"log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples",
-                     "collapse_ratio"}
+                     "collapse_ratio", "device", "channels_last", "compile", "num_workers"}
 # Real paintings whose mutual distances set the diversity a generator's samples should reach.
 DIVERSITY_REFERENCE = 64
 
@@ -94,19 +96,30 @@ class TrainState:
     optimizers: dict[str, torch.optim.Optimizer]
     schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
     ema: torch.nn.Module | None
-    rng: torch.Generator
+    rng: torch.Generator  # on the CPU: the methods draw their random numbers there, whatever the device
+    device: torch.device
+    scaler: torch.amp.GradScaler
 
     @classmethod
-    def create(cls, params: Params, rng: torch.Generator, image_size: int) -> TrainState:
-        """Fresh networks, optimisers, schedules and (optionally) the EMA copy of G."""
+    def create(cls, params: Params, rng: torch.Generator, image_size: int,
+               device: torch.device | None = None) -> TrainState:
+        """Fresh networks (on ``device``, default CPU), optimisers, schedules, loss scaler and
+        (optionally) the EMA copy of G."""
         cfg = params.train
-        net = build_method(cfg, image_size)
+        device = device or torch.device("cpu")
+        net = build_method(cfg, image_size).to(device)
+        if cfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
         optimizers = build_optimizers(net, params)
         schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg.steps,
                                                                                           cfg.lr_decay))
                       for name, opt in optimizers.items()}
         ema = copy.deepcopy(net.G).requires_grad_(False) if cfg.ema > 0 else None
-        return cls(net, optimizers, schedulers, ema, rng)
+        if cfg.compile:  # in place, after the EMA copy: state_dict keys and the EMA stay plain
+            net.G.compile()
+            for critic in ([net.D] if not isinstance(net.D, torch.nn.ModuleDict) else net.D.values()):
+                critic.compile()
+        return cls(net, optimizers, schedulers, ema, rng, device, grad_scaler(device, cfg.precision))
 
     @property
     def inference_generator(self) -> torch.nn.Module:
@@ -118,6 +131,7 @@ class TrainState:
         return {"model": self.model.state_dict(), "ema": self.ema.state_dict() if self.ema else None,
                 "optimizers": checkpoint.module_states(self.optimizers),
                 "schedulers": checkpoint.module_states(self.schedulers),
+                "scaler": self.scaler.state_dict(),
                 "rng": {"torch": torch.get_rng_state(), "data": self.rng.get_state(),
                         "numpy": np.random.get_state(), "python": random.getstate()}}
 
@@ -129,6 +143,7 @@ class TrainState:
         for group in ("optimizers", "schedulers"):
             for name, obj in getattr(self, group).items():
                 obj.load_state_dict(state[group][name])
+        self.scaler.load_state_dict(state["scaler"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         self.rng.set_state(rng["data"])
@@ -185,9 +200,15 @@ def render_samples(generator: torch.nn.Module, inputs: torch.Tensor) -> tuple[to
     return outputs, tile(outputs) if generator.takes is GeneratorInput.NOISE else side_by_side([inputs, outputs])
 
 
-def _grad_norm(module: torch.nn.Module) -> float:
+def _to_device(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A loader batch on the training device (asynchronously from pinned memory on CUDA)."""
+    batch = batch.to(device, non_blocking=True)
+    return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
+
+
+def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
     grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
-    return float(torch.cat(grads).norm()) if grads else 0.0
+    return torch.cat(grads).norm() if grads else torch.zeros(())
 
 
 def ema_decay(step: int, target: float) -> float:
@@ -209,32 +230,45 @@ def update_ema(ema: torch.nn.Module, live: torch.nn.Module, decay: float) -> Non
         averaged.copy_(current)
 
 
-def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor, step: int) -> dict[str, float]:
+def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor,
+               step: int) -> dict[str, torch.Tensor | float]:
     """One alternation: update D on real vs fake paintings, then G against the new D.
 
-    Returns the loss terms, D's mean scores, gradient norms and learning rates, for logging.
+    Forward passes run under the configured autocast; with fp16 the losses are scaled (one
+    scaler for both optimisers, updated once per step, as PyTorch's AMP recipe for several
+    optimisers does) and gradients unscaled before their norms are taken. Returns the loss
+    terms, D's mean scores and gradient norms as detached tensors (read them only when logging,
+    so a GPU step does not wait for the host), and the learning rates.
     """
-    model, optimizers, rng = state.model, state.optimizers, state.rng
-    fakes = model.generate(real_a, real_b, rng)
+    model, optimizers, rng, scaler = state.model, state.optimizers, state.rng, state.scaler
+    precision = autocast(state.device, model.cfg.precision)
+    model.grad_scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+    with precision:
+        fakes = model.generate(real_a, real_b, rng)
 
     model.D.requires_grad_(True)
     optimizers["D"].zero_grad(set_to_none=True)
-    d_terms = model.d_losses(real_a, real_b, fakes, rng)
-    d_terms["d_total"].backward()
+    with precision:
+        d_terms = model.d_losses(real_a, real_b, fakes, rng)
+    scaler.scale(d_terms["d_total"]).backward()
+    scaler.unscale_(optimizers["D"])
     grad_d = _grad_norm(model.D)
-    optimizers["D"].step()
+    scaler.step(optimizers["D"])
 
     model.D.requires_grad_(False)
     optimizers["G"].zero_grad(set_to_none=True)
-    g_terms = model.g_losses(real_a, real_b, fakes, rng)
-    g_terms["g_total"].backward()
+    with precision:
+        g_terms = model.g_losses(real_a, real_b, fakes, rng)
+    scaler.scale(g_terms["g_total"]).backward()
+    scaler.unscale_(optimizers["G"])
     grad_g = _grad_norm(model.G)
-    optimizers["G"].step()
+    scaler.step(optimizers["G"])
+    scaler.update()
     if state.ema is not None:
         update_ema(state.ema, model.G, ema_decay(step, model.cfg.ema))
     for scheduler in state.schedulers.values():
         scheduler.step()
-    return {**{name: value.item() for name, value in (d_terms | g_terms).items()},
+    return {**{name: value.detach() for name, value in (d_terms | g_terms).items()},
             "grad_norm_d": grad_d, "grad_norm_g": grad_g,
             "lr_d": optimizers["D"].param_groups[0]["lr"], "lr_g": optimizers["G"].param_groups[0]["lr"]}
 
@@ -281,28 +315,36 @@ def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: 
     """
     cfg = params.train
     rng = seed_everything(params.seed)
-    photos = load_folder(processed_folder(data_dir, "train", "photos"))
-    paintings = load_folder(processed_folder(data_dir, "train", "paintings"))
-    sample_photos = load_folder(processed_folder(data_dir, "test", "photos"), limit=cfg.n_samples)
-    log.info("loaded %d photos and %d paintings at %d px", len(photos), len(paintings), photos.shape[-1])
+    device = resolve_device(cfg.device, "train.device")
+    size = params.crop_size
+    paintings_dir = processed_folder(data_dir, "train", "paintings")
+    sample_photos = load_folder(processed_folder(data_dir, "test", "photos"), cfg.n_samples, size).to(device)
+    reference_diversity = mean_pairwise_distance(load_folder(paintings_dir, DIVERSITY_REFERENCE, size))
 
-    state = TrainState.create(params, rng, image_size=paintings.shape[-1])
+    state = TrainState.create(params, rng, image_size=size, device=device)
     inputs = fixed_inputs(state.model, sample_photos, params.seed)
-    reference_diversity = mean_pairwise_distance(paintings[:DIVERSITY_REFERENCE])
     fingerprint = config_fingerprint(params, dataset_hash)
     start = _resume(checkpoint_dir, fingerprint, state)
-    batches = UnpairedBatches(photos, paintings, cfg.batch_size, rng)
+    # The step is the data stream's position: resuming at step s reads on from sample s·batch.
+    loader = unpaired_loader(processed_folder(data_dir, "train", "photos"), paintings_dir, size, cfg.batch_size,
+                             params.seed, start_step=start, num_workers=cfg.num_workers,
+                             pin_memory=device.type == "cuda")
+    batches = iter(loader)
     curve = LossCurve(loss_csv, start)
     state.model.train()
-    log.info("method %s, GAN loss %s, R1 %g, DiffAugment %s, EMA %g, spectral norm %s, lr decay %s",
-             cfg.method, cfg.gan_loss, cfg.r1_gamma, cfg.diffaugment or "off", cfg.ema, cfg.spectral_norm, cfg.lr_decay)
+    log.info("method %s on %s (%s%s%s), %d px crops, batch %d, %d loader workers", cfg.method, device, cfg.precision,
+             ", channels_last" if cfg.channels_last else "", ", compiled" if cfg.compile else "", size,
+             cfg.batch_size, cfg.num_workers)
+    log.info("GAN loss %s, R1 %g, DiffAugment %s, EMA %g, spectral norm %s, lr decay %s",
+             cfg.gan_loss, cfg.r1_gamma, cfg.diffaugment or "off", cfg.ema, cfg.spectral_norm, cfg.lr_decay)
 
     losses: dict[str, float] = {}
     began = time.perf_counter()
     for step in progress(range(start + 1, cfg.steps + 1), desc="train", total=cfg.steps - start):
-        real_a, real_b = batches.next()
-        losses = train_step(state, real_a, real_b, step)
+        real_a, real_b = (_to_device(batch, device, cfg.channels_last) for batch in next(batches))
+        terms = train_step(state, real_a, real_b, step)
         if step % cfg.log_every == 0 or step == cfg.steps:
+            losses = {name: float(value) for name, value in terms.items()}
             log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
             curve.add(step, losses)
             if run:
@@ -315,7 +357,7 @@ def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: 
 
     checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
                                                 ema=cfg.ema > 0, step=cfg.steps,
-                                                image_size=photos.shape[-1]), generator_path)
+                                                image_size=size), generator_path)
     done = cfg.steps - start
     per_step = elapsed / done if done else 0.0
     log.info("trained %d steps in %.1f s (%.3f s/step); wrote %s", done, elapsed, per_step, generator_path)

@@ -52,11 +52,11 @@ class _Item:
         return f"{self.sha256[:16]}.png"
 
 
-def prepare_dataset(raw_dir: Path, out_dir: Path, image_size: int, test_fraction: float, min_size: int,
+def prepare_dataset(raw_dir: Path, out_dir: Path, load_size: int, test_fraction: float, min_size: int,
                     seed: int) -> dict:
     """Build ``out_dir`` from ``raw_dir/photos`` and ``raw_dir/paintings``; return a summary.
 
-    Output: ``<split>/<domain>/<hash16>.png`` squares of ``image_size``, ``manifest.csv`` (one
+    Output: ``<split>/<domain>/<hash16>.png`` squares of ``load_size``, ``manifest.csv`` (one
     row per image) and ``skipped.csv`` (one row per unused file: unreadable, too small or a
     duplicate). The folder is built aside and swapped in whole, so a failure leaves the old one.
     The summary holds image counts per split and domain, ``n_files``, ``n_skipped`` (unusable
@@ -67,7 +67,7 @@ def prepare_dataset(raw_dir: Path, out_dir: Path, image_size: int, test_fraction
     log.info(f"found {len(files)} files in {raw_dir}: "
              + ", ".join(f"{sum(d == domain for d, _ in files)} {domain}" for domain in DOMAINS))
     with atomic_dir(out_dir) as tmp:
-        items, skipped = _ingest(files, raw_dir, tmp / _STAGING, image_size, min_size)
+        items, skipped = _ingest(files, raw_dir, tmp / _STAGING, load_size, min_size)
         _require_images(items, skipped, raw_dir)
         splits = _assign_splits(items, seed, test_fraction)
         _place(items, splits, tmp)
@@ -93,7 +93,7 @@ def _list_files(raw_dir: Path) -> list[tuple[str, Path]]:
     return sorted(files, key=lambda pair: pair[1].relative_to(raw_dir).as_posix())
 
 
-def _ingest(files: list[tuple[str, Path]], raw_dir: Path, staging: Path, image_size: int,
+def _ingest(files: list[tuple[str, Path]], raw_dir: Path, staging: Path, load_size: int,
             min_size: int) -> tuple[list[_Item], list[tuple[str, str, str]]]:
     """Decode, check, deduplicate and crop every file into ``staging/<domain>/``.
 
@@ -118,7 +118,7 @@ def _ingest(files: list[tuple[str, Path]], raw_dir: Path, staging: Path, image_s
             continue
         first_source[digest] = source
         item = _Item(domain, source, digest, *image.size)
-        save_image(resize_and_crop(image, image_size), staging / domain / item.name)
+        save_image(resize_and_crop(image, load_size), staging / domain / item.name)
         items.append(item)
     n_duplicates = _count_duplicates(skipped)
     log.info(f"kept {len(items)} images; skipped {len(skipped) - n_duplicates} unusable files "

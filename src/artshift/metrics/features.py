@@ -39,6 +39,11 @@ class FeatureExtractor:
         self.label = label
         self.net = build_inception(state_dict, resize_input=resize == "pytorch-fid")
 
+    def to(self, device: torch.device) -> FeatureExtractor:
+        """Run the network on ``device`` (images are moved there batch by batch)."""
+        self.net.to(device)
+        return self
+
     def __call__(self, images: torch.Tensor, batch_size: int = 16) -> np.ndarray:
         """(N, 3, H, W) in [-1, 1] → (N, 2048) float64 features."""
         if self.resize == "clean-fid":

@@ -148,6 +148,8 @@ def build_inception(state_dict: dict[str, torch.Tensor], resize_input: bool = Tr
 
 @torch.no_grad()
 def extract_features(model: nn.Module, images: torch.Tensor, batch_size: int = 16) -> np.ndarray:
-    """Pool features of an (N, 3, H, W) tensor in [-1, 1], batched, as float64 numpy."""
-    chunks = [model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+    """Pool features of an (N, 3, H, W) tensor in [-1, 1], batched on the model's device, as
+    float64 numpy."""
+    device = next(model.parameters()).device
+    chunks = [model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
     return torch.cat(chunks).double().numpy()

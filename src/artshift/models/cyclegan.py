@@ -46,7 +46,7 @@ class HistoryPool(nn.Module):
                 out.append(image)
             elif torch.rand((), generator=rng) < 0.5:
                 slot = int(torch.randint(self.size, (), generator=rng))
-                out.append(self.images[slot])
+                out.append(self.images[slot].to(image.device))  # a resumed pool is loaded on the CPU
                 self.images[slot] = image.clone()
             else:
                 out.append(image)

@@ -27,8 +27,9 @@ class DCGAN(GANMethod):
         super().__init__(cfg, image_size)
         try:
             self.G = DCGANGenerator(z_dim=cfg.z_dim, ngf=cfg.ngf, image_size=image_size)
-        except ValueError as exc:  # the image size comes from the preprocess params
-            raise ParamsError(f"preprocess.image_size: {exc}") from None
+        except ValueError as exc:  # the size is train.crop_size, or preprocess.load_size when that is null
+            raise ParamsError(f"train.crop_size: {exc} (DCGAN trains at train.crop_size, or at "
+                              "preprocess.load_size when that is null)") from None
         self.D = DCGANDiscriminator(ndf=cfg.ndf, image_size=image_size)
         self.init_networks()
 
@@ -39,8 +40,8 @@ class DCGAN(GANMethod):
             raise ValueError(f"batch_size: dcgan uses batch norm and needs >= 2, got {cfg.batch_size}")
 
     def noise(self, count: int, rng: torch.Generator) -> torch.Tensor:
-        """``count`` latent vectors z ~ N(0, I)."""
-        return torch.randn(count, self.cfg.z_dim, generator=rng)
+        """``count`` latent vectors z ~ N(0, I), drawn on the CPU from ``rng``, on G's device."""
+        return torch.randn(count, self.cfg.z_dim, generator=rng).to(next(self.G.parameters()).device)
 
     def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, rng: torch.Generator) -> dict:
         """As many new paintings as there are real ones in the batch."""

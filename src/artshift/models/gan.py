@@ -38,6 +38,9 @@ class GANMethod(nn.Module):
     # train.* values this method uses when params.yaml leaves them unset (null), as CUT's
     # ``set_defaults``: an explicit value in params.yaml still wins.
     param_defaults: ClassVar[dict[str, object]] = {}
+    # The fp16 loss scale of the current step, set by the training loop: the gradient penalties
+    # scale their inner gradients by it (1.0 when no loss scaling is active).
+    grad_scale: float = 1.0
 
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__()
@@ -76,12 +79,12 @@ class GANMethod(nn.Module):
                  "d_real": real_logits.mean().detach(), "d_fake": fake_logits.mean().detach()}
         total = terms["d_adv"]
         if cfg.r1_gamma > 0:
-            terms["r1"] = r1_penalty(real_logits, real)
+            terms["r1"] = r1_penalty(real_logits, real, self.grad_scale)
             total = total + 0.5 * cfg.r1_gamma * terms["r1"]
         if cfg.gan_loss == "wgan" and cfg.gp_lambda > 0:
-            alpha = torch.rand(len(real), 1, 1, 1, generator=rng)
+            alpha = torch.rand(len(real), 1, 1, 1, generator=rng).to(real.device)
             terms["gp"] = gradient_penalty(lambda x: self.discriminate(critic, x, rng), real.detach(), fake,
-                                           alpha)
+                                           alpha, self.grad_scale)
             total = total + cfg.gp_lambda * terms["gp"]
         terms["d_total"] = total
         return terms

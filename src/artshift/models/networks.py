@@ -153,7 +153,7 @@ class PatchSampler(nn.Module):
             flat = feat.flatten(2).transpose(1, 2)  # (B, H*W, C)
             if patch_ids is None:
                 count = min(num_patches, height * width)
-                ids = torch.randperm(height * width, generator=rng, device=feat.device)[:count]
+                ids = torch.randperm(height * width, generator=rng)[:count].to(feat.device)  # drawn on the CPU
             else:
                 ids = patch_ids[index]
             ids_used.append(ids)
