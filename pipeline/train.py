@@ -1,9 +1,13 @@
-"""Stage train: open the model's MLflow run, train the GAN on data/processed, write its speed."""
+"""Stage train: open the model's MLflow run, train the GAN on data/processed, write its speed.
+
+With ``train.gpus`` > 1 the script re-launches itself under torchrun, one process per GPU; only
+rank 0 talks to MLflow and writes the stage's files.
+"""
 
 import sys
 from pathlib import Path
 
-from artshift import tracking
+from artshift import distributed, tracking
 from artshift.config import load_params
 from artshift.data.layout import PROCESSED_MANIFEST
 from artshift.files import sha256_file, write_json
@@ -17,7 +21,11 @@ LOSS_CSV, TRAIN_JSON = Path("reports/train_loss.csv"), Path("metrics/train.json"
 
 def main() -> None:
     params = load_params()
+    distributed.launch(params.train.gpus, __file__)
     dataset_hash = sha256_file(PROCESSED_DIR / PROCESSED_MANIFEST)
+    if not distributed.current_world().is_main:  # the other processes only train
+        train(params, PROCESSED_DIR, CHECKPOINT_DIR, GENERATOR, dataset_hash=dataset_hash)
+        return
     with tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
                                   tags={"dataset_manifest_sha256": dataset_hash}) as run:
         tracking.save_run_ref(run, RUN_REF)

@@ -28,6 +28,15 @@ from artshift.config import Params
 from artshift.data.dataset import load_folder, unpaired_loader
 from artshift.data.layout import processed_folder
 from artshift.device import autocast, grad_scaler, resolve_device
+from artshift.distributed import (
+    World,
+    average,
+    current_world,
+    plain,
+    process_device,
+    process_group,
+    wrap_networks,
+)
 from artshift.files import write_text
 from artshift.generator_io import GeneratorInput
 from artshift.log import get_logger, progress
@@ -124,7 +133,7 @@ class TrainState:
     @property
     def inference_generator(self) -> torch.nn.Module:
         """The generator to sample and export: the EMA average when enabled."""
-        return self.ema if self.ema is not None else self.model.G
+        return self.ema if self.ema is not None else plain(self.model, "G")
 
     def state_dict(self) -> dict:
         """All tensors and RNG states of the run."""
@@ -246,26 +255,27 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor,
     with precision:
         fakes = model.generate(real_a, real_b, rng)
 
-    model.D.requires_grad_(True)
+    critics, generator = plain(model, "D"), plain(model, "G")  # not their DDP wrappers
+    critics.requires_grad_(True)
     optimizers["D"].zero_grad(set_to_none=True)
     with precision:
         d_terms = model.d_losses(real_a, real_b, fakes, rng)
     scaler.scale(d_terms["d_total"]).backward()
     scaler.unscale_(optimizers["D"])
-    grad_d = _grad_norm(model.D)
+    grad_d = _grad_norm(critics)
     scaler.step(optimizers["D"])
 
-    model.D.requires_grad_(False)
+    critics.requires_grad_(False)
     optimizers["G"].zero_grad(set_to_none=True)
     with precision:
         g_terms = model.g_losses(real_a, real_b, fakes, rng)
     scaler.scale(g_terms["g_total"]).backward()
     scaler.unscale_(optimizers["G"])
-    grad_g = _grad_norm(model.G)
+    grad_g = _grad_norm(generator)
     scaler.step(optimizers["G"])
     scaler.update()
     if state.ema is not None:
-        update_ema(state.ema, model.G, ema_decay(step, model.cfg.ema))
+        update_ema(state.ema, generator, ema_decay(step, model.cfg.ema))
     for scheduler in state.schedulers.values():
         scheduler.step()
     return {**{name: value.detach() for name, value in (d_terms | g_terms).items()},
@@ -311,11 +321,19 @@ def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: 
     in ``checkpoint_dir`` and write the final generator to ``generator_path``.
 
     ``dataset_hash`` (the preprocess manifest's sha256) ties checkpoints to the data they saw;
-    ``loss_csv`` receives the loss curve for ``dvc plots``.
+    ``loss_csv`` receives the loss curve for ``dvc plots``. Under torchrun every process calls
+    this; only rank 0 logs (to ``run`` too) and writes files, the others get ``run=None``.
     """
+    world = current_world()
+    device = process_device(world, resolve_device(params.train.device, "train.device"))
+    with process_group(world, device):
+        return _train(params, data_dir, checkpoint_dir, generator_path, dataset_hash, run, loss_csv, world, device)
+
+
+def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: Path, dataset_hash: str,
+           run: Run | None, loss_csv: Path | None, world: World, device: torch.device) -> TrainResult:
     cfg = params.train
     rng = seed_everything(params.seed)
-    device = resolve_device(cfg.device, "train.device")
     size = params.crop_size
     paintings_dir = processed_folder(data_dir, "train", "paintings")
     sample_photos = load_folder(processed_folder(data_dir, "test", "photos"), cfg.n_samples, size).to(device)
@@ -324,17 +342,19 @@ def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: 
     state = TrainState.create(params, rng, image_size=size, device=device)
     inputs = fixed_inputs(state.model, sample_photos, params.seed)
     fingerprint = config_fingerprint(params, dataset_hash)
-    start = _resume(checkpoint_dir, fingerprint, state)
-    # The step is the data stream's position: resuming at step s reads on from sample s·batch.
+    start = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
+    if world.size > 1:
+        wrap_networks(state.model, device)
+    # The step is the data stream's position: resuming at step s reads on from sample s·batch·processes.
     loader = unpaired_loader(processed_folder(data_dir, "train", "photos"), paintings_dir, size, cfg.batch_size,
                              params.seed, start_step=start, num_workers=cfg.num_workers,
-                             pin_memory=device.type == "cuda")
+                             pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
     batches = iter(loader)
-    curve = LossCurve(loss_csv, start)
+    curve = LossCurve(loss_csv if world.is_main else None, start)
     state.model.train()
-    log.info("method %s on %s (%s%s%s), %d px crops, batch %d, %d loader workers", cfg.method, device, cfg.precision,
-             ", channels_last" if cfg.channels_last else "", ", compiled" if cfg.compile else "", size,
-             cfg.batch_size, cfg.num_workers)
+    log.info("method %s on %s (%s%s%s), %d px crops, batch %d per process × %d, %d loader workers", cfg.method,
+             device, cfg.precision, ", channels_last" if cfg.channels_last else "", ", compiled" if cfg.compile else "",
+             size, cfg.batch_size, world.size, cfg.num_workers)
     log.info("GAN loss %s, R1 %g, DiffAugment %s, EMA %g, spectral norm %s, lr decay %s",
              cfg.gan_loss, cfg.r1_gamma, cfg.diffaugment or "off", cfg.ema, cfg.spectral_norm, cfg.lr_decay)
 
@@ -344,20 +364,22 @@ def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: 
         real_a, real_b = (_to_device(batch, device, cfg.channels_last) for batch in next(batches))
         terms = train_step(state, real_a, real_b, step)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            losses = {name: float(value) for name, value in terms.items()}
-            log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
-            curve.add(step, losses)
-            if run:
-                run.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step=step)
-        if step % cfg.sample_every == 0 or step == cfg.steps:
+            losses = {name: float(value) for name, value in average(terms, world, device).items()}
+            if world.is_main:
+                log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
+                curve.add(step, losses)
+                if run:
+                    run.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step=step)
+        if world.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
             watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        if world.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             _save_checkpoint(checkpoint_dir, fingerprint, step, state, cfg.keep_checkpoints)
     elapsed = time.perf_counter() - began
 
-    checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
-                                                ema=cfg.ema > 0, step=cfg.steps,
-                                                image_size=size), generator_path)
+    if world.is_main:
+        checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
+                                                    ema=cfg.ema > 0, step=cfg.steps,
+                                                    image_size=size), generator_path)
     done = cfg.steps - start
     per_step = elapsed / done if done else 0.0
     log.info("trained %d steps in %.1f s (%.3f s/step); wrote %s", done, elapsed, per_step, generator_path)
