@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from artshift.baselines import lab_statistics, reinhard_transfer
+from artshift.baselines import _to_lab, lab_statistics, reinhard_transfer
 from artshift.metrics.content import content_score, grayscale, ssim
 from artshift.metrics.kid import kernel_inception_distance, mmd2_unbiased
 
@@ -67,3 +67,12 @@ def test_reinhard_matches_target_lab_statistics():
     assert out.shape == photos.shape and out.min() >= -1 and out.max() <= 1
     got_mean, _ = lab_statistics(out[:1])
     assert np.allclose(got_mean, mean, atol=2.0)  # clipping to the RGB gamut moves it slightly
+
+
+def test_lab_statistics_streamed_in_batches_equal_the_whole_set():
+    images = torch.rand(7, 3, 8, 8) * 2 - 1
+    whole_mean, whole_std = lab_statistics(images)
+    streamed_mean, streamed_std = lab_statistics(images[i:i + 3] for i in range(0, 7, 3))
+    assert np.allclose(streamed_mean, whole_mean, rtol=1e-12) and np.allclose(streamed_std, whole_std, rtol=1e-12)
+    lab = _to_lab(images).reshape(-1, 3)
+    assert np.allclose(whole_std, lab.std(axis=0), rtol=1e-12)

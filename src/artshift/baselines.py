@@ -7,6 +7,7 @@ colours, not structure, so it shows how much of the FID gain is just the palette
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -19,10 +20,19 @@ def _to_lab(images: torch.Tensor) -> np.ndarray:
     return color.rgb2lab(rgb)
 
 
-def lab_statistics(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std in Lab over all pixels of a set of images."""
-    lab = _to_lab(images).reshape(-1, 3)
-    return lab.mean(axis=0), lab.std(axis=0)
+def lab_statistics(batches: torch.Tensor | Iterable[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std in Lab over all pixels of a set of images, given as one tensor or
+    as batches streamed from disk (merged with Chan et al.'s pairwise update, so a painting set
+    of any size is summarised in the memory of one batch)."""
+    count, mean, m2 = 0, np.zeros(3), np.zeros(3)
+    for images in [batches] if isinstance(batches, torch.Tensor) else batches:
+        lab = _to_lab(images).reshape(-1, 3)
+        batch_mean = lab.mean(axis=0)
+        delta, total = batch_mean - mean, count + len(lab)
+        mean = mean + delta * len(lab) / total
+        m2 = m2 + ((lab - batch_mean) ** 2).sum(axis=0) + delta ** 2 * count * len(lab) / total
+        count = total
+    return mean, np.sqrt(m2 / count)
 
 
 def reinhard_transfer(images: torch.Tensor, target_mean: np.ndarray, target_std: np.ndarray) -> torch.Tensor:

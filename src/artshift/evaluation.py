@@ -18,7 +18,7 @@ from PIL import Image
 
 from artshift.baselines import lab_statistics, reinhard_transfer
 from artshift.config import EvaluateParams
-from artshift.data.dataset import image_files, load_folder
+from artshift.data.dataset import image_files, iter_folder, load_folder
 from artshift.data.layout import processed_folder
 from artshift.device import resolve_device
 from artshift.generator_io import GeneratorInput
@@ -32,6 +32,7 @@ from artshift.visualize import side_by_side, tile
 
 log = get_logger("evaluate")
 CANDIDATES = ("model", "identity", "reinhard")  # the image sets scored, each a key of the report
+LAB_BATCH = 256  # training paintings read at a time for the Reinhard baseline's colour statistics
 GRID_ROWS = 8
 GRID_SAMPLES = 16
 
@@ -84,9 +85,8 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
     candidates = {
         "model": run_batched(generator, inputs, cfg.batch_size),
         "identity": photos,
-        "reinhard": reinhard_transfer(photos, *lab_statistics(load_folder(processed_folder(data_dir, "train",
-                                                                                             "paintings"),
-                                                                           crop_size=crop_size))),
+        "reinhard": reinhard_transfer(photos, *lab_statistics(iter_folder(
+            processed_folder(data_dir, "train", "paintings"), LAB_BATCH, crop_size))),
     }
     report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
                     "n_photos": len(photos), "n_paintings": len(reference),

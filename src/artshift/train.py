@@ -37,6 +37,7 @@ from artshift.distributed import (
     process_group,
     wrap_networks,
 )
+from artshift.errors import ParamsError
 from artshift.files import write_text
 from artshift.generator_io import GeneratorInput
 from artshift.log import get_logger, progress
@@ -325,6 +326,9 @@ def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: 
     this; only rank 0 logs (to ``run`` too) and writes files, the others get ``run=None``.
     """
     world = current_world()
+    if world.size > 1 and world.size != params.train.gpus:
+        raise ParamsError(f"train.gpus: {params.train.gpus}, but torchrun started {world.size} processes; set it to "
+                          "the total number of processes (it is part of the run's identity: batch_size is per process)")
     device = process_device(world, resolve_device(params.train.device, "train.device"))
     with process_group(world, device):
         return _train(params, data_dir, checkpoint_dir, generator_path, dataset_hash, run, loss_csv, world, device)

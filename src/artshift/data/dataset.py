@@ -45,6 +45,15 @@ def load_folder(folder: str | Path, limit: int | None = None, crop_size: int | N
     return torch.stack([center_crop(image, crop_size) if crop_size else image for image in images])
 
 
+def iter_folder(folder: str | Path, batch_size: int, crop_size: int | None = None) -> Iterator[torch.Tensor]:
+    """The images of a processed folder, ``batch_size`` at a time (centre-cropped to
+    ``crop_size`` when given): for statistics over a set too large to hold in memory."""
+    files = image_files(folder)
+    for start in range(0, len(files), batch_size):
+        images = [to_tensor(load_rgb(path)) for path in files[start:start + batch_size]]
+        yield torch.stack([center_crop(image, crop_size) if crop_size else image for image in images])
+
+
 class UnpairedStream(Dataset):
     """Sample ``i`` → (photo, painting): random picks, crops and flips seeded by ``(seed, i)``."""
 
