@@ -216,9 +216,16 @@ def _to_device(batch: torch.Tensor, device: torch.device, channels_last: bool) -
     return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
 
 
-def _grad_norm(module: torch.nn.Module) -> torch.Tensor:
-    grads = [p.grad.detach().flatten() for p in module.parameters() if p.grad is not None]
-    return torch.cat(grads).norm() if grads else torch.zeros(())
+def _descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             network: torch.nn.Module) -> torch.Tensor:
+    """Back-propagate ``loss`` (scaled), unscale the gradients, and step ``optimizer`` (a step the
+    scaler finds inf/NaN gradients in is skipped); returns the norm of ``network``'s gradients."""
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grads = [p.grad.detach().flatten() for p in network.parameters() if p.grad is not None]
+    norm = torch.cat(grads).norm() if grads else torch.zeros(())
+    scaler.step(optimizer)
+    return norm
 
 
 def ema_decay(step: int, target: float) -> float:
@@ -261,19 +268,13 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor,
     optimizers["D"].zero_grad(set_to_none=True)
     with precision:
         d_terms = model.d_losses(real_a, real_b, fakes, rng)
-    scaler.scale(d_terms["d_total"]).backward()
-    scaler.unscale_(optimizers["D"])
-    grad_d = _grad_norm(critics)
-    scaler.step(optimizers["D"])
+    grad_d = _descend(d_terms["d_total"], optimizers["D"], scaler, critics)
 
     critics.requires_grad_(False)
     optimizers["G"].zero_grad(set_to_none=True)
     with precision:
         g_terms = model.g_losses(real_a, real_b, fakes, rng)
-    scaler.scale(g_terms["g_total"]).backward()
-    scaler.unscale_(optimizers["G"])
-    grad_g = _grad_norm(generator)
-    scaler.step(optimizers["G"])
+    grad_g = _descend(g_terms["g_total"], optimizers["G"], scaler, generator)
     scaler.update()
     if state.ema is not None:
         update_ema(state.ema, generator, ema_decay(step, model.cfg.ema))
