@@ -132,3 +132,32 @@ def test_random_crops_smaller_than_the_stored_images(data_dir, tmp_path):
     assert all(np.isfinite(v) for v in result.losses.values())
     generator, record = checkpoint.load_generator(tmp_path / "m" / "generator.pt")
     assert record["image_size"] == 24
+
+
+def _train_with_curve(params, data_dir, out):
+    return train_into(params, data_dir, out / "checkpoints", out / "generator.pt", loss_csv=out / "loss.csv")
+
+
+def test_a_resumed_run_rewrites_the_whole_loss_curve(data_dir, tmp_path):
+    """DVC deletes the stage's outputs before it runs: the history must come from the checkpoint."""
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    _train_with_curve(_params(4), data_dir, straight)
+    _train_with_curve(_params(4), data_dir, interrupted)
+    (interrupted / "checkpoints" / "step_0000004.pt").unlink()  # killed after step 2
+    (interrupted / "loss.csv").unlink()
+    assert _train_with_curve(_params(4), data_dir, interrupted).resumed_from == 2
+    assert (interrupted / "loss.csv").read_text() == (straight / "loss.csv").read_text()
+    assert len((straight / "loss.csv").read_text().splitlines()) == 5  # header + steps 1-4
+
+
+def test_a_finished_run_rebuilds_every_output_without_training(data_dir, tmp_path):
+    """Regression: `dvc repro -f` or a changed bookkeeping param after a finished run resumed at the
+    last step, trained nothing and failed with 'reports/train_loss.csv does not exist'."""
+    out = tmp_path / "m"
+    first = _train_with_curve(_params(4), data_dir, out)
+    curve = (out / "loss.csv").read_text()
+    (out / "loss.csv").unlink()
+    (out / "generator.pt").unlink()
+    again = _train_with_curve(_params(4, log_every=2), data_dir, out)
+    assert again.resumed_from == 4 and again.losses == first.losses
+    assert (out / "loss.csv").read_text() == curve and (out / "generator.pt").is_file()

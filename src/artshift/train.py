@@ -169,26 +169,28 @@ def config_fingerprint(params: Params, dataset_hash: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _resume(folder: Path, fingerprint: str, state: TrainState) -> int:
-    """Load the newest valid checkpoint into ``state``; return its step (0 if none).
+def _resume(folder: Path, fingerprint: str, state: TrainState) -> tuple[int, list[dict]]:
+    """Load the newest valid checkpoint into ``state``; return its step and the loss history
+    logged up to it (0 and none without a checkpoint).
 
     Checkpoints of another configuration (other params or data) are deleted, not resumed.
     """
     saved = checkpoint.load_latest(folder)
     if saved is None:
-        return 0
+        return 0, []
     if saved.get("fingerprint") != fingerprint:
         log.info("discarding checkpoints of a different configuration in %s", folder)
         checkpoint.prune(folder, keep=0)
-        return 0
+        return 0, []
     state.load_state_dict(saved["state"])
     log.info("resumed from checkpoint at step %d", saved["step"])
-    return saved["step"]
+    return saved["step"], saved["loss_history"]
 
 
-def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainState, keep: int) -> None:
-    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint,
-                     "state": state.state_dict()}, checkpoint.step_path(folder, step))
+def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainState, keep: int,
+                     loss_history: list[dict]) -> None:
+    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint, "state": state.state_dict(),
+                     "loss_history": loss_history}, checkpoint.step_path(folder, step))
     checkpoint.prune(folder, keep)
 
 
@@ -302,19 +304,30 @@ def watch_samples(generator: torch.nn.Module, inputs: torch.Tensor, reference_di
 
 
 class LossCurve:
-    """The logged losses as a CSV (one row per logged step) for ``dvc plots``; survives resume."""
+    """The logged losses as a CSV (one row per logged step) for ``dvc plots``.
 
-    def __init__(self, path: Path | None, resumed_from: int):
+    Its rows are kept in every checkpoint, not read back from the CSV: DVC deletes the CSV before
+    the stage runs, and a resumed run must still write the whole curve, even when it resumes at
+    the last step and trains none.
+    """
+
+    def __init__(self, path: Path | None, rows: list[dict]):
         self.path = path
-        self.rows: list[dict] = []
-        if path and resumed_from and path.is_file():
-            self.rows = [r for r in pd.read_csv(path).to_dict("records") if r["step"] <= resumed_from]
+        self.rows = list(rows)
 
     def add(self, step: int, losses: dict[str, float]) -> None:
-        """Append one row and rewrite the file atomically."""
+        """Append one row and rewrite the file."""
         self.rows.append({"step": step, **losses})
-        if self.path:
+        self.write()
+
+    def write(self) -> None:
+        """Write the file atomically (when there is a file and something to write)."""
+        if self.path and self.rows:
             write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
+
+    def last(self) -> dict[str, float]:
+        """The last logged losses (empty before any)."""
+        return {key: value for key, value in self.rows[-1].items() if key != "step"} if self.rows else {}
 
 
 def train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path: Path, dataset_hash: str = "",
@@ -347,7 +360,7 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
     state = TrainState.create(params, rng, image_size=size, device=device)
     inputs = fixed_inputs(state.model, sample_photos, params.seed)
     fingerprint = config_fingerprint(params, dataset_hash)
-    start = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
+    start, loss_history = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
     if world.size > 1:
         wrap_networks(state.model, device)
     # The step is the data stream's position: resuming at step s reads on from sample s·batch·processes.
@@ -355,7 +368,7 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
                              params.seed, start_step=start, num_workers=cfg.num_workers,
                              pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
     batches = iter(loader)
-    curve = LossCurve(loss_csv if world.is_main else None, start)
+    curve = LossCurve(loss_csv if world.is_main else None, loss_history)
     state.model.train()
     log.info("method %s on %s (%s%s%s), %d px crops, batch %d per process × %d, %d loader workers", cfg.method,
              device, cfg.precision, ", channels_last" if cfg.channels_last else "", ", compiled" if cfg.compile else "",
@@ -378,14 +391,15 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
         if world.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
             watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
         if world.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(checkpoint_dir, fingerprint, step, state, cfg.keep_checkpoints)
+            _save_checkpoint(checkpoint_dir, fingerprint, step, state, cfg.keep_checkpoints, curve.rows)
     elapsed = time.perf_counter() - began
 
-    if world.is_main:
+    if world.is_main:  # every output again, even after resuming at the last step
+        curve.write()
         checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
                                                     ema=cfg.ema > 0, step=cfg.steps,
                                                     image_size=size), generator_path)
     done = cfg.steps - start
     per_step = elapsed / done if done else 0.0
     log.info("trained %d steps in %.1f s (%.3f s/step); wrote %s", done, elapsed, per_step, generator_path)
-    return TrainResult(steps=cfg.steps, resumed_from=start, seconds_per_step=per_step, losses=losses)
+    return TrainResult(steps=cfg.steps, resumed_from=start, seconds_per_step=per_step, losses=losses or curve.last())
