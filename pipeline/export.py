@@ -44,8 +44,7 @@ def main() -> None:
         for path in ONNX_PATHS.values():
             run.log_artifact(path, "onnx")
         if cfg.register_model:
-            example = example_inputs(generator, photos, 1, params.seed, record["image_size"])
-            version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], example, generator.takes)
+            version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], calibration[:1], generator.takes)
             log.info("registered MLflow model version %s", version)
 
 

@@ -38,11 +38,16 @@ def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
     return image[..., top:top + size, left:left + size]
 
 
+def _read(files: list[Path], crop_size: int | None) -> torch.Tensor:
+    """``files`` as one (N, 3, S, S) tensor in [-1, 1], centre-cropped to ``crop_size`` when given."""
+    images = [to_tensor(load_rgb(path)) for path in files]
+    return torch.stack([center_crop(image, crop_size) if crop_size else image for image in images])
+
+
 def load_folder(folder: str | Path, limit: int | None = None, crop_size: int | None = None) -> torch.Tensor:
     """The first ``limit`` images of a processed folder as one (N, 3, S, S) tensor in [-1, 1],
     centre-cropped to ``crop_size`` when given: for the small sets of evaluation and previews."""
-    images = [to_tensor(load_rgb(path)) for path in image_files(folder)[:limit]]
-    return torch.stack([center_crop(image, crop_size) if crop_size else image for image in images])
+    return _read(image_files(folder)[:limit], crop_size)
 
 
 def iter_folder(folder: str | Path, batch_size: int, crop_size: int | None = None) -> Iterator[torch.Tensor]:
@@ -50,8 +55,7 @@ def iter_folder(folder: str | Path, batch_size: int, crop_size: int | None = Non
     ``crop_size`` when given): for statistics over a set too large to hold in memory."""
     files = image_files(folder)
     for start in range(0, len(files), batch_size):
-        images = [to_tensor(load_rgb(path)) for path in files[start:start + batch_size]]
-        yield torch.stack([center_crop(image, crop_size) if crop_size else image for image in images])
+        yield _read(files[start:start + batch_size], crop_size)
 
 
 class UnpairedStream(Dataset):

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 
 class CUT(GANMethod):
-    """Photo (A) → painting (B) with an adversarial loss and PatchNCE content preservation."""
+    """Photo (A) → painting (B) with an adversarial loss and PatchNCE content preservation.
 
-    param_defaults = {"lambda_nce": 1.0, "nce_idt": True}
+    Its settings are the ``train.*`` field defaults (λ_NCE 1, identity NCE on)."""
 
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__(cfg, image_size)
