@@ -160,4 +160,6 @@ def test_a_finished_run_rebuilds_every_output_without_training(data_dir, tmp_pat
     (out / "generator.pt").unlink()
     again = _train_with_curve(_params(4, log_every=2), data_dir, out)
     assert again.resumed_from == 4 and again.losses == first.losses
+    assert first.seconds_per_step > 0
+    assert again.seconds_per_step == pytest.approx(first.seconds_per_step, rel=0.5)  # kept, not 0
     assert (out / "loss.csv").read_text() == curve and (out / "generator.pt").is_file()

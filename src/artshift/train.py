@@ -14,7 +14,7 @@ import hashlib
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -169,28 +169,37 @@ def config_fingerprint(params: Params, dataset_hash: str) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _resume(folder: Path, fingerprint: str, state: TrainState) -> tuple[int, list[dict]]:
-    """Load the newest valid checkpoint into ``state``; return its step and the loss history
-    logged up to it (0 and none without a checkpoint).
+@dataclass
+class History:
+    """What a run has done so far, kept in every checkpoint: the stage's outputs are rebuilt from
+    it when a run resumes (DVC deletes them before the stage runs)."""
+
+    step: int = 0
+    losses: list[dict] = field(default_factory=list)  # the logged rows of the loss curve
+    train_seconds: float = 0.0  # time spent in training steps, over all resumes
+
+
+def _resume(folder: Path, fingerprint: str, state: TrainState) -> History:
+    """Load the newest valid checkpoint into ``state`` and return its history (empty without one).
 
     Checkpoints of another configuration (other params or data) are deleted, not resumed.
     """
     saved = checkpoint.load_latest(folder)
     if saved is None:
-        return 0, []
+        return History()
     if saved.get("fingerprint") != fingerprint:
         log.info("discarding checkpoints of a different configuration in %s", folder)
         checkpoint.prune(folder, keep=0)
-        return 0, []
+        return History()
     state.load_state_dict(saved["state"])
     log.info("resumed from checkpoint at step %d", saved["step"])
-    return saved["step"], saved["loss_history"]
+    return History(saved["step"], saved["loss_history"], saved["train_seconds"])
 
 
-def _save_checkpoint(folder: Path, fingerprint: str, step: int, state: TrainState, keep: int,
-                     loss_history: list[dict]) -> None:
-    checkpoint.save({"kind": "train", "step": step, "fingerprint": fingerprint, "state": state.state_dict(),
-                     "loss_history": loss_history}, checkpoint.step_path(folder, step))
+def _save_checkpoint(folder: Path, fingerprint: str, state: TrainState, keep: int, history: History) -> None:
+    checkpoint.save({"kind": "train", "step": history.step, "fingerprint": fingerprint,
+                     "state": state.state_dict(), "loss_history": history.losses,
+                     "train_seconds": history.train_seconds}, checkpoint.step_path(folder, history.step))
     checkpoint.prune(folder, keep)
 
 
@@ -360,7 +369,8 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
     state = TrainState.create(params, rng, image_size=size, device=device)
     inputs = fixed_inputs(state.model, sample_photos, params.seed)
     fingerprint = config_fingerprint(params, dataset_hash)
-    start, loss_history = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
+    resumed = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
+    start = resumed.step
     if world.size > 1:
         wrap_networks(state.model, device)
     # The step is the data stream's position: resuming at step s reads on from sample s·batch·processes.
@@ -368,7 +378,7 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
                              params.seed, start_step=start, num_workers=cfg.num_workers,
                              pin_memory=device.type == "cuda", rank=world.rank, world=world.size)
     batches = iter(loader)
-    curve = LossCurve(loss_csv if world.is_main else None, loss_history)
+    curve = LossCurve(loss_csv if world.is_main else None, resumed.losses)
     state.model.train()
     log.info("method %s on %s (%s%s%s), %d px crops, batch %d per process × %d, %d loader workers", cfg.method,
              device, cfg.precision, ", channels_last" if cfg.channels_last else "", ", compiled" if cfg.compile else "",
@@ -391,7 +401,9 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
         if world.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
             watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
         if world.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(checkpoint_dir, fingerprint, step, state, cfg.keep_checkpoints, curve.rows)
+            seconds = resumed.train_seconds + time.perf_counter() - began
+            _save_checkpoint(checkpoint_dir, fingerprint, state, cfg.keep_checkpoints,
+                             History(step, curve.rows, seconds))
     elapsed = time.perf_counter() - began
 
     if world.is_main:  # every output again, even after resuming at the last step
@@ -399,7 +411,7 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
         checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
                                                     ema=cfg.ema > 0, step=cfg.steps,
                                                     image_size=size), generator_path)
-    done = cfg.steps - start
-    per_step = elapsed / done if done else 0.0
-    log.info("trained %d steps in %.1f s (%.3f s/step); wrote %s", done, elapsed, per_step, generator_path)
+    per_step = (resumed.train_seconds + elapsed) / cfg.steps  # over every step of the run, resumed or not
+    log.info("trained %d steps in %.1f s (%.3f s/step over the run); wrote %s", cfg.steps - start, elapsed, per_step,
+             generator_path)
     return TrainResult(steps=cfg.steps, resumed_from=start, seconds_per_step=per_step, losses=losses or curve.last())
