@@ -201,3 +201,18 @@ def test_example_inputs_are_photos_or_seeded_noise(exported, tiny_dcgan, tmp_pat
     assert example_inputs(exported[0], photos, 2, seed=0).shape == (2, 3, 16, 16)
     z = example_inputs(tiny_dcgan[0], photos, 5, seed=3)
     assert z.shape == (5, 8) and np.array_equal(z, noise(5, 8, 3))
+
+
+def test_antialiased_generator_exports_with_parity_and_quantises(tmp_path):
+    """Blur-pool and bilinear upsampling export as grouped Conv and Resize; int8 keeps them close."""
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=2, antialias=True)
+    init_weights(generator, gain=0.2)
+    generator.eval()
+    path = tmp_path / "aa.onnx"
+    export_generator(generator, path, opset=18, metadata={"run_id": "abc", "method": "cut"})
+    assert "Resize" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert parity(generator, path, _images((64, 96), (40, 32)))["max_abs_diff"] <= 1e-4
+    calibration = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 32, 32)).astype(np.float32)
+    export_int8_generator(generator, tmp_path / "aa.int8.onnx", 18, calibration, {"run_id": "abc"})
+    assert 0 < parity(generator, tmp_path / "aa.int8.onnx", _images((32, 32)))["mean_abs_diff"] < 0.1

@@ -77,6 +77,7 @@ class TrainParams(_Section):
     ngf: int = Field(32, ge=4)
     ndf: int = Field(64, ge=4)
     n_blocks: int = Field(6, ge=1)
+    antialias: bool = True  # blur-pool down- and bilinear upsampling in G and D (cut, fastcut, cyclegan)
     lambda_gan: float = Field(1.0, ge=0)
     lambda_nce: float = Field(1.0, ge=0)
     nce_idt: bool = True

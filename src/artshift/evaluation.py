@@ -24,6 +24,7 @@ from artshift.device import resolve_device
 from artshift.generator_io import GeneratorInput
 from artshift.inference import noise, open_generator
 from artshift.log import get_logger
+from artshift.metrics.checkerboard import checkerboard_share
 from artshift.metrics.diversity import mean_pairwise_distance
 from artshift.metrics.features import FeatureExtractor, cached
 from artshift.metrics.inception import RANDOM_INIT_LABEL
@@ -88,11 +89,11 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
         "reinhard": reinhard_transfer(photos, *lab_statistics(iter_folder(
             processed_folder(data_dir, "train", "paintings"), LAB_BATCH, crop_size))),
     }
+    paintings = load_folder(processed_folder(data_dir, "test", "paintings"), crop_size=crop_size)
     report: dict = {"feature_extractor": extractor.label, "resize": extractor.resize, "fid_method": cfg.fid_method,
                     "n_photos": len(photos), "n_paintings": len(reference),
-                    "paintings_diversity": mean_pairwise_distance(load_folder(processed_folder(data_dir, "test",
-                                                                                                 "paintings"),
-                                                                              crop_size=crop_size))}
+                    "paintings_diversity": mean_pairwise_distance(paintings),
+                    "paintings_checkerboard": float(checkerboard_share(paintings).mean())}
     for name in CANDIDATES:
         images = candidates[name]
         report[name] = score(images, None if from_noise and name == "model" else photos, reference, extractor, cfg,
@@ -110,7 +111,8 @@ def tracked_metrics(report: dict) -> dict[str, float]:
     with published FIDs."""
     suffix = "_random_init" if report["feature_extractor"].startswith(RANDOM_INIT_LABEL) else ""
     return {f"eval/{name}/{metric}{suffix}": value for name in CANDIDATES for metric, value in report[name].items()} | {
-        "eval/paintings_diversity": report["paintings_diversity"]}
+        "eval/paintings_diversity": report["paintings_diversity"],
+        "eval/paintings_checkerboard": report["paintings_checkerboard"]}
 
 
 def score_onnx_models(paths: dict[str, Path], data_dir: Path, extractor: FeatureExtractor, cfg: EvaluateParams,

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from artshift.config import EvaluateParams
+from artshift.metrics.checkerboard import checkerboard_scores
 from artshift.metrics.content import content_score
 from artshift.metrics.diversity import mean_pairwise_distance
 from artshift.metrics.fid import fid_from_features
@@ -39,6 +40,7 @@ METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
         m.features, m.reference, m.cfg.kid_subsets, m.cfg.kid_subset_size, m.seed))),
     "diversity": lambda m: {"diversity": mean_pairwise_distance(m.images)},
     "content": lambda m: {} if m.photos is None else {"content": content_score(m.photos, m.images)},
+    "checkerboard": lambda m: checkerboard_scores(m.images, m.photos),
 }
 
 

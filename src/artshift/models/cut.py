@@ -13,7 +13,7 @@ import torch
 from artshift.errors import ParamsError
 from artshift.losses import generator_loss, patch_nce_loss
 from artshift.models.gan import GANMethod
-from artshift.models.networks import PatchDiscriminator, PatchSampler, ResnetGenerator
+from artshift.models.networks import PatchSampler
 
 if TYPE_CHECKING:
     from artshift.config import TrainParams
@@ -26,8 +26,7 @@ class CUT(GANMethod):
 
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__(cfg, image_size)
-        self.G = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks)
-        self.D = PatchDiscriminator(ndf=cfg.ndf)
+        self.G, self.D = self.translator(), self.patch_discriminator()
         n_layers = len(self.G.layers)
         if not all(0 <= i < n_layers for i in cfg.nce_layers):
             raise ParamsError(f"train.nce_layers: indices must be in [0, {n_layers - 1}] for this generator, "

@@ -16,7 +16,6 @@ from torch.nn import functional as F
 
 from artshift.losses import generator_loss
 from artshift.models.gan import GANMethod
-from artshift.models.networks import PatchDiscriminator, ResnetGenerator
 
 if TYPE_CHECKING:
     from artshift.config import TrainParams
@@ -64,9 +63,8 @@ class CycleGAN(GANMethod):
 
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__(cfg, image_size)
-        self.G = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks)
-        self.G_BA = ResnetGenerator(ngf=cfg.ngf, n_blocks=cfg.n_blocks)
-        self.D = nn.ModuleDict({"b": PatchDiscriminator(ndf=cfg.ndf), "a": PatchDiscriminator(ndf=cfg.ndf)})
+        self.G, self.G_BA = self.translator(), self.translator()
+        self.D = nn.ModuleDict({"b": self.patch_discriminator(), "a": self.patch_discriminator()})
         self.pool_a, self.pool_b = HistoryPool(cfg.pool_size), HistoryPool(cfg.pool_size)
         self.init_networks()
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from artshift.augment import diff_augment
 from artshift.losses import discriminator_loss, gradient_penalty, r1_penalty
-from artshift.models.networks import apply_spectral_norm, init_weights
+from artshift.models.networks import PatchDiscriminator, ResnetGenerator, apply_spectral_norm, init_weights
 
 if TYPE_CHECKING:  # config imports the method registry, so only the type is needed here
     from artshift.config import TrainParams
@@ -45,6 +45,14 @@ class GANMethod(nn.Module):
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__()
         self.cfg = cfg
+
+    def translator(self) -> ResnetGenerator:
+        """A photo ↔ painting generator as ``train.*`` configures it (ngf, n_blocks, antialias)."""
+        return ResnetGenerator(ngf=self.cfg.ngf, n_blocks=self.cfg.n_blocks, antialias=self.cfg.antialias)
+
+    def patch_discriminator(self) -> PatchDiscriminator:
+        """A PatchGAN discriminator as ``train.*`` configures it (ndf, antialias)."""
+        return PatchDiscriminator(ndf=self.cfg.ndf, antialias=self.cfg.antialias)
 
     @classmethod
     def check_params(cls, cfg: TrainParams) -> None:

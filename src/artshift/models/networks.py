@@ -3,6 +3,10 @@
 The shapes follow CycleGAN / CUT (Zhu et al. 2017, Park et al. 2020): a generator that
 downsamples twice, transforms with residual blocks and upsamples back, so its input side must
 be a multiple of :data:`SIZE_MULTIPLE`; a 70×70 PatchGAN that scores overlapping patches.
+With ``antialias`` (the default, as in CUT's reference code) every resolution change is
+anti-aliased: a stride-1 conv followed by a [1, 3, 3, 1] blur-pool (Zhang 2019) instead of a
+stride-2 conv, and bilinear upsampling followed by a 3×3 conv instead of a transposed conv,
+whose uneven kernel overlap is the textbook source of checkerboard artefacts (Odena et al. 2016).
 The DCGAN pair (Radford et al. 2016) maps noise to a square picture and back to one logit.
 Modules here do no I/O.
 """
@@ -21,6 +25,54 @@ SIZE_MULTIPLE = 4
 
 def _norm(channels: int) -> nn.Module:
     return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+
+
+class BlurDownsample(nn.Module):
+    """Low-pass then subsample: the separable [1, 3, 3, 1] / 8 blur, stride 2, reflection padding.
+
+    A fixed depthwise filter (a buffer, not a parameter: nothing to train, nothing to save), so
+    a stride-2 layer no longer folds frequencies above the new Nyquist limit back as aliasing.
+    Halves any even side exactly.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        taps = torch.tensor([1.0, 3.0, 3.0, 1.0])
+        kernel = torch.outer(taps, taps) / taps.sum() ** 2
+        self.register_buffer("kernel", kernel.expand(channels, 1, 4, 4).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(x, (1, 2, 1, 2), mode="reflect")
+        return F.conv2d(padded, self.kernel.to(x.dtype), stride=2, groups=x.shape[1])
+
+
+def _blur_upsample() -> nn.Module:
+    """×2 upsampling that interpolates instead of stamping kernels: bilinear with half-pixel
+    centres is exactly zero-insertion followed by the [1, 3, 3, 1] blur (CUT's ``Upsample``),
+    with the edges clamped. It exports to one ONNX ``Resize``."""
+    return nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def _downsampling(c_in: int, c_out: int, antialias: bool) -> list[nn.Module]:
+    """One ×1/2 step of the generator as three layers (conv, norm, activation), so the layer
+    indices that PatchNCE taps mean the same depths with and without anti-aliasing."""
+    if not antialias:
+        return [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), _norm(c_out), nn.ReLU(True)]
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), _norm(c_out), nn.Sequential(nn.ReLU(True), BlurDownsample(c_out))]
+
+
+def _upsampling(c_in: int, c_out: int, antialias: bool) -> list[nn.Module]:
+    """One ×2 step of the generator as three layers (upsampling conv, norm, activation)."""
+    if not antialias:
+        return [nn.ConvTranspose2d(c_in, c_out, 3, stride=2, padding=1, output_padding=1), _norm(c_out),
+                nn.ReLU(True)]
+    return [nn.Sequential(_blur_upsample(), nn.Conv2d(c_in, c_out, 3, padding=1)), _norm(c_out), nn.ReLU(True)]
+
+
+def _out_channels(layer: nn.Module) -> int | None:
+    """Channels produced by the last convolution inside ``layer`` (None if it has none)."""
+    convs = [m for m in layer.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return convs[-1].out_channels if convs else None
 
 
 class ResnetBlock(nn.Module):
@@ -47,14 +99,18 @@ class ResnetGenerator(nn.Module):
 
     ``layers`` is a flat ``nn.ModuleList`` so that PatchNCE can tap intermediate features by
     index. With 6 residual blocks the default ``nce_layers`` [0, 4, 8, 11, 14] tap the padded
-    input, the two downsamplings and the 2nd and 5th residual blocks, the same depths CUT uses.
+    input, the two downsampling convs and the 2nd and 5th residual blocks, the same depths CUT
+    uses; each resolution step is three layers whether or not it is anti-aliased.
+    ``antialias`` defaults to False here so that generator files saved before it existed (their
+    ``arch`` lacks the key) rebuild as they were; ``train.antialias`` (default true) sets it.
     """
 
     takes = GeneratorInput.PHOTO
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9):
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, antialias: bool = False):
         super().__init__()
-        self.arch = {"ngf": ngf, "n_blocks": n_blocks}  # constructor arguments, saved beside the weights
+        # constructor arguments, saved beside the weights
+        self.arch = {"ngf": ngf, "n_blocks": n_blocks, "antialias": antialias}
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(3, ngf, 7, bias=True),
@@ -63,14 +119,11 @@ class ResnetGenerator(nn.Module):
         ]
         channels = ngf
         for _ in range(2):
-            layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=True),
-                       _norm(channels * 2), nn.ReLU(True)]
+            layers += _downsampling(channels, channels * 2, antialias)
             channels *= 2
         layers += [ResnetBlock(channels) for _ in range(n_blocks)]
         for _ in range(2):
-            layers += [nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1,
-                                          output_padding=1, bias=True),
-                       _norm(channels // 2), nn.ReLU(True)]
+            layers += _upsampling(channels, channels // 2, antialias)
             channels //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, 3, 7), nn.Tanh()]
         self.layers = nn.ModuleList(layers)
@@ -96,8 +149,7 @@ class ResnetGenerator(nn.Module):
         """Channel count of each tapped feature, read from the layer definitions."""
         channels, out = 3, {}
         for index, layer in enumerate(self.layers):
-            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
-                channels = layer.out_channels
+            channels = _out_channels(layer) or channels
             out[index] = channels
         return [out[i] for i in layer_ids]
 
@@ -105,21 +157,31 @@ class ResnetGenerator(nn.Module):
 class PatchDiscriminator(nn.Module):
     """PatchGAN: a grid of real/fake logits, one per overlapping receptive field.
 
-    With ``n_layers=3`` each logit sees a 70×70 patch of the input.
+    With ``n_layers=3`` each logit sees a 70×70 patch of the input (plus the blur's reach when
+    ``antialias``: each stride-2 conv becomes a stride-1 conv, LeakyReLU and a blur-pool).
     """
 
-    def __init__(self, ndf: int = 64, n_layers: int = 3):
+    def __init__(self, ndf: int = 64, n_layers: int = 3, antialias: bool = False):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        layers = self._block(3, ndf, downsample=True, antialias=antialias, norm=False)
         channels = ndf
         for n in range(1, n_layers + 1):
-            stride = 2 if n < n_layers else 1
             next_channels = ndf * min(2 ** n, 8)
-            layers += [nn.Conv2d(channels, next_channels, 4, stride=stride, padding=1, bias=True),
-                       _norm(next_channels), nn.LeakyReLU(0.2, True)]
+            layers += self._block(channels, next_channels, downsample=n < n_layers, antialias=antialias)
             channels = next_channels
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
+
+    @staticmethod
+    def _block(c_in: int, c_out: int, downsample: bool, antialias: bool, norm: bool = True) -> list[nn.Module]:
+        """4×4 conv (+ instance norm) + LeakyReLU, halving the side when ``downsample``."""
+        stride = 2 if downsample and not antialias else 1
+        block = [nn.Conv2d(c_in, c_out, 4, stride=stride, padding=1)]
+        block += [_norm(c_out)] if norm else []
+        block.append(nn.LeakyReLU(0.2, True))
+        if downsample and antialias:
+            block.append(BlurDownsample(c_out))
+        return block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
