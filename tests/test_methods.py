@@ -13,7 +13,7 @@ from artshift.generator_io import GeneratorInput
 from artshift.metrics.diversity import collapse_warning, mean_pairwise_distance
 from artshift.models.cyclegan import CycleGAN, HistoryPool
 from artshift.models.dcgan import DCGAN
-from artshift.models.networks import DCGANDiscriminator, DCGANGenerator
+from artshift.models.networks import DCGANDiscriminator, DCGANGenerator, MinibatchStd
 from artshift.train import TrainState, fixed_inputs, train, watch_samples
 from conftest import write_processed
 
@@ -58,6 +58,25 @@ def test_dcgan_networks_shapes(size):
     assert d(images).shape == (3, 1, 1, 1)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+
+
+def test_minibatch_std_channel_measures_each_groups_spread():
+    same = torch.randn(1, 5, 4, 4).expand(8, 5, 4, 4)
+    out = MinibatchStd()(same)
+    assert out.shape == (8, 6, 4, 4) and torch.equal(out[:, :5], same)
+    assert out[:, 5].max() < 1e-3  # a collapsed batch: no spread
+    varied = MinibatchStd()(torch.randn(6, 5, 4, 4))  # 6 images: groups of 3 (the largest divisor <= 4)
+    spread = varied[:, 5, 0, 0]
+    assert (spread > 0.3).all() and torch.equal(spread[:2], spread[2:4]) and torch.equal(spread[:2], spread[4:])
+    reference = torch.randn(6, 5, 4, 4)
+    groups = reference.reshape(3, 2, 5, 4, 4)  # image i is in group i mod 2
+    expected = groups.std(dim=0, unbiased=False).mean(dim=(1, 2, 3))
+    assert torch.allclose(MinibatchStd()(reference)[:, 5, 0, 0], expected.repeat(3), atol=1e-6)
+
+
+def test_dcgan_discriminator_with_minibatch_std_scores_each_image():
+    d = DCGANDiscriminator(ndf=8, image_size=16, minibatch_std=True)
+    assert d(torch.randn(4, 3, 16, 16)).shape == (4, 1, 1, 1)
 
 
 def test_dcgan_rejects_sizes_it_cannot_reach():

@@ -88,6 +88,7 @@ class TrainParams(_Section):
     lambda_idt: float = Field(0.5, ge=0)  # cyclegan: identity L1 weight, relative to lambda_cycle
     pool_size: int = Field(50, ge=0)  # cyclegan: generated images kept for the discriminators
     z_dim: int = Field(100, ge=1)  # dcgan: length of the noise vector
+    minibatch_std: bool = False  # dcgan: D sees the batch's feature spread, which penalises collapse
     collapse_ratio: float = Field(0.2, ge=0, lt=1)  # warn when sample diversity < this × the paintings'
     log_every: int = Field(25, ge=1)
     sample_every: int = Field(250, ge=1)

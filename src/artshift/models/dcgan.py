@@ -30,7 +30,7 @@ class DCGAN(GANMethod):
         except ValueError as exc:  # the size is train.crop_size, or preprocess.load_size when that is null
             raise ParamsError(f"train.crop_size: {exc} (DCGAN trains at train.crop_size, or at "
                               "preprocess.load_size when that is null)") from None
-        self.D = DCGANDiscriminator(ndf=cfg.ndf, image_size=image_size)
+        self.D = DCGANDiscriminator(ndf=cfg.ndf, image_size=image_size, minibatch_std=cfg.minibatch_std)
         self.init_networks()
 
     @classmethod

@@ -271,6 +271,26 @@ class DCGANGenerator(nn.Module):
         return self.model(z[:, :, None, None])
 
 
+class MinibatchStd(nn.Module):
+    """Appends one feature map: how much the batch varies (Karras et al. 2018, ProGAN/StyleGAN).
+
+    The batch is split into groups of up to :attr:`GROUP` images; the standard deviation of each
+    feature over a group, averaged over channels and positions, becomes a constant extra channel
+    of that group's images. D sees all-real and all-fake batches separately, so a generator that
+    draws the same picture for every z hands D a near-zero channel and is penalised for it.
+    """
+
+    GROUP = 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        group = max(g for g in range(1, min(self.GROUP, batch) + 1) if batch % g == 0)
+        grouped = x.reshape(group, batch // group, channels, height, width)
+        spread = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (batch // group,)
+        feature = spread.repeat(group)[:, None, None, None].expand(batch, 1, height, width)
+        return torch.cat([x, feature.to(x.dtype)], dim=1)
+
+
 class DCGANDiscriminator(nn.Module):
     """(B, 3, S, S) → (B, 1, 1, 1) logit: stride-2 convolutions with LeakyReLU(0.2).
 
@@ -280,13 +300,15 @@ class DCGANDiscriminator(nn.Module):
     (``train.spectral_norm``) is the normalisation to use here; it also suits WGAN-GP.
     """
 
-    def __init__(self, ndf: int = 64, image_size: int = 64):
+    def __init__(self, ndf: int = 64, image_size: int = 64, minibatch_std: bool = False):
         super().__init__()
         widths = _dcgan_widths(image_size, ndf)[::-1]
         layers: list[nn.Module] = [nn.Conv2d(3, widths[0], 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(widths, widths[1:]):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
-        layers.append(nn.Conv2d(widths[-1], 1, 4))
+        if minibatch_std:
+            layers.append(MinibatchStd())
+        layers.append(nn.Conv2d(widths[-1] + int(minibatch_std), 1, 4))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
