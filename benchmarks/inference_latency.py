@@ -50,9 +50,9 @@ def load_generator(checkpoint: Path) -> tuple[torch.nn.Module, str]:
 
         generator, record = load(checkpoint)
         return generator.eval(), f"{checkpoint} (arch {record['arch']})"
-    generator = ResnetGenerator(ngf=32, n_blocks=6)
+    generator = ResnetGenerator(ngf=32, n_blocks=6, antialias=True)  # the default params' network
     init_weights(generator)
-    return generator.eval(), f"random init ResnetGenerator(ngf=32, n_blocks=6) ({checkpoint} missing)"
+    return generator.eval(), f"random init ResnetGenerator(ngf=32, n_blocks=6, antialias) ({checkpoint} missing)"
 
 
 def repetitions(args: argparse.Namespace, size: int, batch: int) -> int:

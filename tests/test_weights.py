@@ -1,7 +1,10 @@
+import os
+import time
+
 import pytest
 import torch
 
-from artshift.errors import ArtShiftError
+from artshift.errors import ArtShiftError, DataError
 from artshift.metrics import weights
 from artshift.metrics.inception import RANDOM_INIT_LABEL, STANDARD_LABEL, random_state_dict
 
@@ -49,3 +52,23 @@ def test_offline_falls_back_to_labelled_random_init(tmp_path, monkeypatch, caplo
     assert extractor.label.startswith(RANDOM_INIT_LABEL) and extractor.resize == "clean-fid"
     features = extractor(torch.rand(2, 3, 40, 40) * 2 - 1)
     assert features.shape == (2, 2048)
+
+
+def test_a_failed_download_is_not_retried_for_a_day(tmp_path, monkeypatch):
+    monkeypatch.delenv("ARTSHIFT_OFFLINE", raising=False)
+    attempts = []
+
+    def unreachable(url, dest, **kwargs):
+        attempts.append(url)
+        raise DataError(f"{url}: connection refused")
+
+    monkeypatch.setattr(weights, "download_file", unreachable)
+    dest = tmp_path / "hub" / weights.WEIGHTS_FILE
+    assert weights.download_weights(dest) is None and weights.download_weights(dest) is None
+    assert len(attempts) == 1  # the second run read the marker instead of waiting on the network
+    marker = weights.failure_marker(dest)
+    assert "connection refused" in marker.read_text()
+    stale = time.time() - weights.RETRY_AFTER_S - 1
+    os.utime(marker, (stale, stale))
+    monkeypatch.setattr(weights, "download_file", lambda url, dest, **kwargs: dest.write_bytes(b"w") or dest)
+    assert weights.download_weights(dest) == dest and not marker.exists()  # retried after a day; marker gone
