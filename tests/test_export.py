@@ -204,7 +204,7 @@ def test_example_inputs_are_photos_or_seeded_noise(exported, tiny_dcgan, tmp_pat
 
 
 def test_antialiased_generator_exports_with_parity_and_quantises(tmp_path):
-    """Blur-pool and bilinear upsampling export as grouped Conv and Resize; int8 keeps them close."""
+    """Blur-pool and bilinear upsampling export as grouped Conv and Resize; fp16 and int8 stay close."""
     torch.manual_seed(0)
     generator = ResnetGenerator(ngf=8, n_blocks=2, antialias=True)
     init_weights(generator, gain=0.2)
@@ -213,6 +213,8 @@ def test_antialiased_generator_exports_with_parity_and_quantises(tmp_path):
     export_generator(generator, path, opset=18, metadata={"run_id": "abc", "method": "cut"})
     assert "Resize" in {node.op_type for node in onnx.load(str(path)).graph.node}
     assert parity(generator, path, _images((64, 96), (40, 32)))["max_abs_diff"] <= 1e-4
+    export_fp16(path, tmp_path / "aa.fp16.onnx")  # both Resizes share a scales constant: one Cast, not two
+    assert 0 < parity(generator, tmp_path / "aa.fp16.onnx", _images((32, 32)))["mean_abs_diff"] < 0.005
     calibration = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 32, 32)).astype(np.float32)
     export_int8_generator(generator, tmp_path / "aa.int8.onnx", 18, calibration, {"run_id": "abc"})
     assert 0 < parity(generator, tmp_path / "aa.int8.onnx", _images((32, 32)))["mean_abs_diff"] < 0.1

@@ -125,9 +125,24 @@ def export_fp16(fp32_path: str | Path, path: str | Path) -> None:
     """An fp16 copy for GPUs: weights and arithmetic in half precision, fp32 inputs and outputs."""
     fp32 = onnx.load(str(fp32_path))
     half = convert_float_to_float16(fp32, keep_io_types=True)
+    _drop_duplicate_nodes(half.graph)
     _copy_metadata(fp32, half, precision="fp16")
     save_with(path, lambda tmp: onnx.save_model(half, str(tmp)))
     log.info("wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
+
+
+def _drop_duplicate_nodes(graph: onnx.GraphProto) -> None:
+    """Remove nodes identical to an earlier one. The fp16 converter keeps a Resize's scales in
+    fp32 by adding a Cast per use, so two Resizes sharing one scales constant (the generator's two
+    bilinear upsamplings) get two identical Casts with one name: an invalid graph."""
+    seen, unique = set(), []
+    for node in graph.node:
+        key = node.SerializeToString(deterministic=True)
+        if key not in seen:
+            seen.add(key)
+            unique.append(node)
+    del graph.node[:]
+    graph.node.extend(unique)
 
 
 class _Calibration(CalibrationDataReader):
