@@ -253,14 +253,23 @@ def start_mlflow(layout: Layout, port: int, postgres_port: int) -> None:
         process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                                    start_new_session=True)
     layout.mlflow_pid.write_text(f"{process.pid}\n")
-    wait_for_mlflow(layout, port)
+    wait_for_mlflow(layout, port, process)
 
 
-def wait_for_mlflow(layout: Layout, port: int) -> None:
+def _live_pid(layout: Layout, process: subprocess.Popen | None) -> int | None:
+    """The server's pid while it runs: ``process`` when this command started it (its exit status
+    is the test, as ``/proc/<pid>/cmdline`` can still be empty just after the exec), else the
+    pid file's."""
+    if process is None:
+        return mlflow_pid(layout)
+    return process.pid if process.poll() is None else None
+
+
+def wait_for_mlflow(layout: Layout, port: int, process: subprocess.Popen | None = None) -> None:
     """Wait until the server answers; stop it and fail if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(tracking_uri(port)):
-        pid = mlflow_pid(layout)
+        pid = _live_pid(layout, process)
         if pid is None or time.monotonic() > deadline:
             if pid is not None:
                 _kill_group(pid)
