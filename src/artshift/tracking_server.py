@@ -147,8 +147,11 @@ def init_cluster(layout: Layout, port: int) -> None:
     """Create the cluster (superuser ``artshift``, password auth, TCP on 127.0.0.1 only) once."""
     if (layout.pgdata / "PG_VERSION").is_file():
         return
-    layout.pgdata.mkdir(mode=0o700)
+    layout.pgdata.mkdir(mode=0o700, exist_ok=True)
     _give_to_postgres(layout.pgdata)
+    if subprocess.run(_as_postgres(["test", "-w", str(layout.pgdata)])).returncode != 0:
+        raise ArtShiftError(f"{layout.pgdata}: the {POSTGRES_SYSTEM_USER} user cannot reach it (a folder above is "
+                            "private); use a --dir it can reach, e.g. --dir /srv/artshift-team")
     pwfile = layout.root / ".initial-password"  # initdb wants an empty data folder
     fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
