@@ -6,8 +6,9 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 STAMP := $(VENV)/.installed
+TEAM_DIR ?= .team
 
-.PHONY: install repro test lint ui clean
+.PHONY: install repro test lint ui clean tracking-server tracking-stop push pull
 
 install: $(STAMP)
 
@@ -28,6 +29,20 @@ lint: install
 
 ui: install
 	mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" --host 127.0.0.1 --port 5000
+
+# A team's MLflow server (PostgreSQL store, proxied artifacts) on this machine; prints the export line.
+tracking-server: install
+	$(PY) -m artshift.tracking_server start --dir $(TEAM_DIR)
+
+tracking-stop: install
+	$(PY) -m artshift.tracking_server stop --dir $(TEAM_DIR)
+
+# Data and models to / from the DVC remote (README: Working as a team).
+push: install
+	dvc push
+
+pull: install
+	dvc pull
 
 clean:
 	rm -rf data/raw data/processed models/checkpoints models/*.pt models/*.onnx models/run.json reports/*.png

@@ -16,6 +16,7 @@ from artshift.errors import ArtShiftError, run_main
 from artshift.generator_io import MODEL_URI_SCHEMES
 from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
 from artshift.log import progress
+from artshift.runs import add_runs_parser
 
 DEFAULT_MODEL = "models/generator.onnx"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
@@ -169,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
     serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     serve.set_defaults(handler=serve_command)
+    add_runs_parser(commands)
     return parser
 
 

@@ -57,9 +57,10 @@ def git_commit() -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
-        # The lock file, metrics and plots are rewritten by the pipeline itself: not a code change.
+        # The lock file, metrics, plots and run id are rewritten by the pipeline itself: not a code change.
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock",
-                                ":!metrics", ":!reports"], capture_output=True, text=True, check=True).stdout.strip()
+                                ":!metrics", ":!reports", ":!models/run.json"],
+                               capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
