@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from artshift.config import DownloadParams
-from artshift.data import download
+from artshift.data import archives, download
 from artshift.data.download import download_file
 from artshift.data.sources import fetch_dataset
 from artshift.errors import DataError
@@ -26,9 +26,9 @@ def _png(shade: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None, deflate: bool = False) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
         for name, target in (symlinks or {}).items():
@@ -143,7 +143,7 @@ def _tree(folder: Path) -> list[str]:
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_url_archive_with_top_folder(serve, tmp_path, kind):
     junk = {"set/photos/readme.txt": b"hi", "set/photos/.DS_Store": b"x", "__MACOSX/set/._a.png": b"x"}
-    data = (_zip if kind == "zip" else _tar)({**GOOD, **junk})
+    data = _packed(kind, {**GOOD, **junk})
     server = serve({f"/set.{kind}": data})
     summary = fetch_dataset(_url_params(f"{server.url}/set.{kind}", data), 0, tmp_path / "raw", tmp_path / "dl")
     assert summary == {"source": "url", "counts": {"photos": 2, "paintings": 1}, "paintings_synthetic": False,
@@ -226,6 +226,61 @@ def test_unsafe_or_bad_archives_are_refused(serve, tmp_path, archive, reason):
         fetch_dataset(_url_params(f"{server.url}/bad", archive), 0, tmp_path / "out" / "raw", tmp_path / "dl")
     assert list((tmp_path / "out").iterdir()) == []
     assert not any(p.name.startswith(("evil", "outside")) for p in tmp_path.rglob("*"))
+
+
+MB = 1 << 20
+ZEROS = bytes(int(1.5 * MB))  # compresses to about 1.5 KB
+
+
+def _packed(kind: str, members: dict[str, bytes]) -> bytes:
+    """A compressed zip or tar.gz of ``members``."""
+    return _zip(members, deflate=True) if kind == "zip" else _tar(members)
+
+
+def _fetch_local(tmp_path, data: bytes, kind: str, **limits):
+    archive = tmp_path / f"set.{kind}"
+    archive.write_bytes(data)
+    params = DownloadParams(source="local", path=str(archive), **limits)
+    return fetch_dataset(params, 0, tmp_path / "out" / "raw", tmp_path / "dl")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_bomb_member_is_refused_before_it_is_written(tmp_path, kind, monkeypatch):
+    written = []
+    monkeypatch.setattr(archives, "_write_member", lambda *args: written.append(args[2]))
+    data = _packed(kind, {**GOOD, "set/photos/bomb.png": ZEROS})
+    assert len(data) < 10_000
+    with pytest.raises(DataError) as excinfo:
+        _fetch_local(tmp_path, data, kind, max_member_mb=1)
+    assert str(excinfo.value) == (f"set.{kind}: refusing to extract, member 'set/photos/bomb.png' extracts to more "
+                                  "than 1.0 MiB (download.max_member_mb); a zip bomb? Raise the limit if the archive "
+                                  "is trusted")
+    assert "set/photos/bomb.png" not in written
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_total_extracted_size_is_bounded(tmp_path, kind):
+    members = {**GOOD, **{f"set/paintings/{i}.png": ZEROS for i in range(3)}}
+    with pytest.raises(DataError, match=r"more than 4\.0 MiB in all \(download\.max_extract_mb\)"):
+        _fetch_local(tmp_path, _packed(kind, members), kind, max_member_mb=2, max_extract_mb=4)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_links_are_counted_as_the_bytes_they_copy(tmp_path):
+    links = {f"set/paintings/copy{i}.png": (SYM, "big.png") for i in range(3)}
+    data = _tar({**GOOD, "set/paintings/big.png": ZEROS}, links)
+    with pytest.raises(DataError, match=r"in all \(download\.max_extract_mb\)"):
+        _fetch_local(tmp_path, data, "tar.gz", max_member_mb=2, max_extract_mb=5)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_compression_ratio_is_bounded(tmp_path, kind, monkeypatch):
+    monkeypatch.setattr(archives, "RATIO_FLOOR", 0)  # as for an archive past 64 MiB extracted
+    data = _packed(kind, {**GOOD, "set/photos/bomb.png": ZEROS})
+    with pytest.raises(DataError, match=r"more than 100 times its own size of 0\.0 MiB \(download\.max_ratio\)"):
+        _fetch_local(tmp_path, data, kind)
+    assert _fetch_local(tmp_path, _packed(kind, GOOD), kind)["counts"]["photos"] == 2
 
 
 def test_links_inside_the_archive_become_copies(tmp_path):

@@ -46,6 +46,10 @@ class DownloadParams(_Section):
     painting_size: int = Field(256, ge=32)
     retries: int = Field(4, ge=0)
     timeout_s: float = Field(30.0, gt=0)
+    # Zip/gzip bomb guards on what one archive may extract (see artshift.data.archives.ExtractLimits).
+    max_member_mb: int = Field(512, ge=1)
+    max_extract_mb: int = Field(10240, ge=1)
+    max_ratio: float = Field(100.0, ge=1)
 
     @model_validator(mode="after")
     def _source_needs(self) -> DownloadParams:

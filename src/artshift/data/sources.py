@@ -26,7 +26,7 @@ from PIL import Image
 
 from artshift.config import DownloadParams
 from artshift.data import embedded, paintings
-from artshift.data.archives import extract_archive
+from artshift.data.archives import MIB, ExtractLimits, extract_archive
 from artshift.data.download import check_sha256, download_file
 from artshift.data.layout import DOMAINS, RAW_MANIFEST, raw_folder
 from artshift.errors import DataError, one_line
@@ -82,10 +82,16 @@ def _collect_images(root: Path, out: Path, transfer: Callable[[Path, Path], obje
     return skipped
 
 
-def _unpack(archive: Path, out: Path, label: str) -> int:
+def _limits(params: DownloadParams) -> ExtractLimits:
+    """The extraction limits the download params set."""
+    return ExtractLimits(max_member_bytes=params.max_member_mb * MIB, max_total_bytes=params.max_extract_mb * MIB,
+                         max_ratio=params.max_ratio)
+
+
+def _unpack(archive: Path, out: Path, label: str, limits: ExtractLimits) -> int:
     """Extract ``archive`` beside the output and move its images into ``out``; returns skipped count."""
     staging = out / ".extract"
-    extract_archive(archive, staging)
+    extract_archive(archive, staging, limits)
     skipped = _collect_images(_layout_root(staging, label), out, os.replace)
     shutil.rmtree(staging)
     return skipped
@@ -128,7 +134,7 @@ def _url(params: DownloadParams, seed: int, out: Path, downloads_dir: Path) -> d
     """Download (or reuse the archive cached in ``downloads_dir``), verify it, then extract its images."""
     archive = download_file(params.url, _cache_path(params.url, downloads_dir), params.sha256,
                             params.retries, params.timeout_s)
-    skipped = _unpack(archive, out, params.url)
+    skipped = _unpack(archive, out, params.url, _limits(params))
     return {"url": params.url, "archive_sha256": sha256_file(archive), "paintings_synthetic": False,
             "photo_sources": [params.url], "skipped_files": skipped}
 
@@ -144,7 +150,7 @@ def _local(params: DownloadParams, seed: int, out: Path, downloads_dir: Path) ->
             log.warning("download.sha256 is ignored: %s is a folder, not an archive", path)
         return {**provenance, "skipped_files": _collect_images(_layout_root(path, str(path)), out, shutil.copyfile)}
     digest = check_sha256(path, params.sha256, str(path))
-    return {**provenance, "archive_sha256": digest, "skipped_files": _unpack(path, out, str(path))}
+    return {**provenance, "archive_sha256": digest, "skipped_files": _unpack(path, out, str(path), _limits(params))}
 
 
 def dataset_hash(folder: Path) -> str:
