@@ -165,6 +165,27 @@ def test_cached_archive_is_reused(serve, tmp_path):
     assert len(server.requests) == 1 and first == second
 
 
+@pytest.mark.parametrize("broken", [b"<html>502 Bad Gateway</html>", _zip({"set/photos/a.png": _png()})])
+def test_rejected_download_is_not_reused(serve, tmp_path, broken):
+    server = serve({"/set.zip": broken})
+    params = DownloadParams(source="url", url=f"{server.url}/set.zip", retries=0)  # no sha256 pinned
+    with pytest.raises(DataError):
+        fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []
+    server.files["/set.zip"] = _zip(GOOD)  # the server is fixed
+    assert fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")["counts"] == {"photos": 2, "paintings": 1}
+    assert len(server.requests) == 2
+
+
+def test_pinned_archive_is_kept_when_extraction_fails(serve, tmp_path):
+    data = _zip({"set/photos/a.png": _png()})
+    server = serve({"/set.zip": data})
+    with pytest.raises(DataError, match="missing paintings/"):
+        fetch_dataset(_url_params(f"{server.url}/set.zip", data), 0, tmp_path / "raw", tmp_path / "dl")
+    (cached,) = (tmp_path / "dl").iterdir()
+    assert cached.read_bytes() == data  # exactly the pinned bytes: downloading again cannot help
+
+
 def test_dropped_connection_is_resumed_with_range(serve, tmp_path):
     data = _zip({**GOOD, "set/photos/big.bin": bytes(range(256)) * 2000})  # several read chunks
     server = serve({"/set.zip": data}, drop_first=True)

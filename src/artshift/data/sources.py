@@ -130,11 +130,27 @@ def _cache_path(url: str, downloads_dir: Path) -> Path:
     return downloads_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
 
 
+def _discard_unpinned(archive: Path, sha256: str) -> None:
+    """Drop a cached archive that could not be used, unless ``download.sha256`` pins its bytes.
+
+    Without a pinned hash nothing says the server sent the right file, so the next run downloads
+    it again instead of failing on the same cached bytes; a pinned archive is the one asked for.
+    """
+    if not sha256:
+        archive.unlink(missing_ok=True)
+        log.warning("removed the unusable download %s; the next run fetches it again", archive)
+
+
 def _url(params: DownloadParams, seed: int, out: Path, downloads_dir: Path) -> dict:
     """Download (or reuse the archive cached in ``downloads_dir``), verify it, then extract its images."""
     archive = download_file(params.url, _cache_path(params.url, downloads_dir), params.sha256,
                             params.retries, params.timeout_s)
-    skipped = _unpack(archive, out, params.url, _limits(params))
+    try:
+        skipped = _unpack(archive, out, params.url, _limits(params))
+        _count(out)  # an archive without images in a domain is as unusable as a broken one
+    except DataError:
+        _discard_unpinned(archive, params.sha256)
+        raise
     return {"url": params.url, "archive_sha256": sha256_file(archive), "paintings_synthetic": False,
             "photo_sources": [params.url], "skipped_files": skipped}
 
