@@ -6,6 +6,7 @@ import json
 import stat
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,12 +62,13 @@ class Server:
 
     ``ranges``: honour ``Range: bytes=N-`` with a 206; ``drop_first``: announce the full length
     but send half the body on the first request, then close; ``fail_first``: answer the first
-    request with this status.
+    request with this status; ``trickle_s``: send the body one byte at a time, this long apart.
     """
 
     def __init__(self, files: dict[str, bytes], ranges: bool = True, drop_first: bool = False,
-                 fail_first: int | None = None):
+                 fail_first: int | None = None, trickle_s: float = 0.0):
         self.files, self.ranges, self.drop_first, self.fail_first = files, ranges, drop_first, fail_first
+        self.trickle_s = trickle_s
         self.requests: list[tuple[str, str | None]] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -91,7 +93,19 @@ class Server:
                 if server.drop_first:
                     server.drop_first = False
                     body = body[: len(body) // 2]
-                self.wfile.write(body)
+                self._send_body(body)
+
+            def _send_body(self, body: bytes) -> None:
+                if not server.trickle_s:
+                    self.wfile.write(body)
+                    return
+                for byte in body:
+                    time.sleep(server.trickle_s)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
 
             def _send_headers(self, data: bytes) -> int:
                 header = self.headers.get("Range")
@@ -203,6 +217,26 @@ def test_server_ignoring_range_restarts_from_zero(serve, tmp_path):
     server = serve({"/set.zip": data}, ranges=False)
     path = download_file(f"{server.url}/set.zip", tmp_path / "set.zip", _sha(data), retries=0)
     assert path.read_bytes() == data and server.requests[0][1] == "bytes=19-"
+
+
+def test_trickling_download_fails_at_its_deadline(serve, tmp_path):
+    data = _zip(GOOD)
+    server = serve({"/set.zip": data}, trickle_s=0.01)  # ~100 B/s: each read arrives well within timeout_s
+    began = time.monotonic()
+    with pytest.raises(DataError) as excinfo:
+        download_file(f"{server.url}/set.zip", tmp_path / "set.zip", retries=3, timeout_s=5, deadline_s=0.5)
+    assert time.monotonic() - began < 3
+    assert str(excinfo.value).startswith(f"download {server.url}/set.zip: not finished within the 0.5 s deadline (")
+    assert len(server.requests) == 1 and not (tmp_path / "set.zip").exists()
+    assert 0 < (tmp_path / "set.zip.part").stat().st_size < len(data)  # kept: a later run resumes it
+
+
+def test_no_retry_starts_after_the_deadline(serve, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "BACKOFF_S", 30.0)
+    server = serve({"/set.zip": _zip(GOOD)}, fail_first=503)
+    with pytest.raises(DataError, match=r"HTTP 503 .*\(gave up after 1 attempts\)$"):
+        download_file(f"{server.url}/set.zip", tmp_path / "set.zip", retries=3, deadline_s=5)
+    assert len(server.requests) == 1
 
 
 def test_server_error_is_retried(serve, tmp_path):

@@ -45,7 +45,8 @@ class DownloadParams(_Section):
     n_paintings: int = Field(120, ge=4)
     painting_size: int = Field(256, ge=32)
     retries: int = Field(4, ge=0)
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0)  # per network read
+    deadline_s: float = Field(3600.0, gt=0)  # the whole download, retries included
     # Zip/gzip bomb guards on what one archive may extract (see artshift.data.archives.ExtractLimits).
     max_member_mb: int = Field(512, ge=1)
     max_extract_mb: int = Field(10240, ge=1)

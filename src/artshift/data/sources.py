@@ -144,7 +144,7 @@ def _discard_unpinned(archive: Path, sha256: str) -> None:
 def _url(params: DownloadParams, seed: int, out: Path, downloads_dir: Path) -> dict:
     """Download (or reuse the archive cached in ``downloads_dir``), verify it, then extract its images."""
     archive = download_file(params.url, _cache_path(params.url, downloads_dir), params.sha256,
-                            params.retries, params.timeout_s)
+                            params.retries, params.timeout_s, deadline_s=params.deadline_s)
     try:
         skipped = _unpack(archive, out, params.url, _limits(params))
         _count(out)  # an archive without images in a domain is as unusable as a broken one
