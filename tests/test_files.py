@@ -1,6 +1,18 @@
+import os
+import stat
+import threading
+import time
+
 import pytest
 
-from artshift.files import atomic_dir, atomic_path, sha256_file, write_json
+from artshift.files import atomic_dir, atomic_path, exclusive_lock, sha256_file, write_json
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
@@ -31,10 +43,45 @@ def test_atomic_dir_swaps_whole_folder(tmp_path):
         (tmp / "partial.txt").write_text("z")
         raise ValueError
     assert [p.name for p in target.iterdir()] == ["new.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".raw.lock", "raw"]
 
 
 def test_sha256_file(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"abc")
     assert sha256_file(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_files_and_folders_respect_the_umask(tmp_path, umask_022):
+    with atomic_dir(tmp_path / "raw") as tmp:
+        write_json(tmp / "manifest.json", {})
+    assert stat.S_IMODE((tmp_path / "raw").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "raw" / "manifest.json").stat().st_mode) == 0o644
+
+
+def test_a_second_folder_build_waits_for_the_first(tmp_path):
+    """Two runs building the same folder take turns: the second starts after the first swapped in."""
+    target = tmp_path / "processed"
+    seen_at_start = {}
+
+    def build(name: str, hold_s: float) -> None:
+        with atomic_dir(target) as tmp:
+            seen_at_start[name] = sorted(p.name for p in target.iterdir()) if target.exists() else None
+            (tmp / f"{name}.csv").write_text(name)
+            time.sleep(hold_s)
+
+    first = threading.Thread(target=build, args=("a", 0.3))
+    first.start()
+    time.sleep(0.1)
+    build("b", 0)
+    first.join()
+    assert seen_at_start == {"a": None, "b": ["a.csv"]}
+    assert sorted(p.name for p in target.iterdir()) == ["b.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".processed.lock", "processed"]
+
+
+def test_exclusive_lock_is_released_on_error(tmp_path):
+    with pytest.raises(ValueError), exclusive_lock(tmp_path / "x.lock"):
+        raise ValueError
+    with exclusive_lock(tmp_path / "x.lock"):
+        pass
