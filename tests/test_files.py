@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from artshift.files import atomic_dir, atomic_path, exclusive_lock, sha256_file, write_json
+from artshift.files import atomic_dir, atomic_files, atomic_path, exclusive_lock, sha256_file, write_json
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_atomic_dir_swaps_whole_folder(tmp_path):
         (tmp / "partial.txt").write_text("z")
         raise ValueError
     assert [p.name for p in target.iterdir()] == ["new.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".raw.lock", "raw"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
 
 def test_sha256_file(tmp_path):
@@ -77,11 +77,50 @@ def test_a_second_folder_build_waits_for_the_first(tmp_path):
     first.join()
     assert seen_at_start == {"a": None, "b": ["a.csv"]}
     assert sorted(p.name for p in target.iterdir()) == ["b.csv"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".processed.lock", "processed"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["processed"]
 
 
-def test_exclusive_lock_is_released_on_error(tmp_path):
+def test_exclusive_lock_is_released_on_error_and_leaves_no_file(tmp_path):
     with pytest.raises(ValueError), exclusive_lock(tmp_path / "x.lock"):
         raise ValueError
     with exclusive_lock(tmp_path / "x.lock"):
-        pass
+        assert (tmp_path / "x.lock").exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exclusive_lock_excludes_under_contention(tmp_path):
+    counter = tmp_path / "n"
+    counter.write_text("0")
+
+    def bump(times: int) -> None:
+        for _ in range(times):
+            with exclusive_lock(tmp_path / "n.lock"):
+                value = int(counter.read_text())
+                time.sleep(0.001)
+                counter.write_text(str(value + 1))
+
+    threads = [threading.Thread(target=bump, args=(25,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counter.read_text() == "100"
+
+
+def test_atomic_files_replace_all_at_the_end_or_none(tmp_path):
+    paths = {"model": tmp_path / "models" / "g.onnx", "report": tmp_path / "metrics" / "export.json"}
+    for path in paths.values():
+        path.parent.mkdir()
+        path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_files(paths) as out:
+        assert {key: p.name for key, p in out.items()} == {"model": "g.onnx", "report": "export.json"}
+        out["model"].write_text("new")
+        raise RuntimeError("registration failed")
+    assert all(path.read_text() == "old" for path in paths.values())
+    with atomic_files(paths) as out:
+        for path in out.values():
+            path.write_text("new")
+        assert all(path.read_text() == "old" for path in paths.values())
+    assert all(path.read_text() == "new" for path in paths.values())
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "metrics", "metrics/export.json", "models", "models/g.onnx"]

@@ -16,12 +16,14 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import IO, TypeVar
 
 from artshift.log import get_logger
 
 log = get_logger("files")
+K = TypeVar("K")
 
 
 def _umask() -> int:
@@ -74,24 +76,74 @@ def save_with(path: str | Path, writer: Callable[[Path], None]) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the file ``path`` (created if missing) for the block.
+def _staging_dir(parent: Path) -> Iterator[Path]:
+    """A temporary folder in ``parent``, removed with whatever is left in it."""
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
-    Another process holding it is waited for, with one log line saying so; the lock goes with
+
+@contextlib.contextmanager
+def atomic_files(paths: Mapping[K, str | Path]) -> Iterator[dict[K, Path]]:
+    """Yield stand-ins for a stage's several output files; they replace ``paths`` when the block succeeds.
+
+    Each stand-in has its file's name, in a temporary folder beside it, so whatever names a file
+    after its path (MLflow artifacts) sees the real name. A failure anywhere in the block leaves
+    every previous file; on success each goes in with one ``os.replace``, all at the very end.
+    """
+    with contextlib.ExitStack() as stack:
+        folders: dict[Path, Path] = {}
+        staged: dict[K, Path] = {}
+        for key, path in paths.items():
+            parent = Path(path).parent
+            if parent not in folders:
+                folders[parent] = stack.enter_context(_staging_dir(parent))
+            staged[key] = folders[parent] / Path(path).name
+        yield staged
+        for key, path in paths.items():
+            os.replace(staged[key], path)
+
+
+def _lock_open(path: Path) -> IO[str]:
+    """Open ``path`` (created if missing) holding an exclusive ``flock`` on it; waits for a holder.
+
+    A holder deletes the file before it lets go, so after waiting the lock may be on a deleted
+    file: then the path is opened again, until the lock is held on the file the path names.
+    """
+    waited = False
+    while True:
+        handle = open(path, "a")  # noqa: SIM115 - returned open, closed by exclusive_lock
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not waited:
+                log.info("waiting for another process holding %s", path)
+                waited = True
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                return handle
+        handle.close()
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` for the block; other processes wait their turn.
+
+    The file exists only while the lock is held (nothing is left behind), and the lock goes with
     the process if it dies, so a crash never leaves a stale lock.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process holding %s", path)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    handle = _lock_open(path)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # before letting go: a waiter then sees the file gone and reopens
+        handle.close()  # releases the flock
 
 
 def _swap_dir(new: Path, path: Path) -> None:
@@ -110,8 +162,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield an empty temporary directory that replaces directory ``path`` on success.
 
     Used by stages whose output is a whole folder (``data/raw``, ``data/processed``):
-    readers never see a half-filled folder. The whole block holds ``.<name>.lock`` beside
-    ``path``: a second process building the same folder waits for the first to finish.
+    readers never see a half-filled folder. The whole block holds the lock file ``.<name>.lock``
+    beside ``path``: a second process building the same folder waits for the first to finish.
     """
     path = Path(path)
     with exclusive_lock(path.with_name(f".{path.name}.lock")):
