@@ -193,12 +193,16 @@ def _count(folder: Path) -> dict[str, int]:
 # called as ``source(params, seed, out, downloads_dir)`` and ignores what it does not need.
 Source = Callable[[DownloadParams, int, Path, Path], dict]
 SOURCES: dict[str, Source] = {"embedded": _embedded, "url": _url, "local": _local}
+BeforeSwap = Callable[[Path, dict], None]  # (the built folder, the summary): record it before it goes in
 
 
-def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_dir: Path) -> dict:
+def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_dir: Path,
+                  before_swap: BeforeSwap | None = None) -> dict:
     """Build ``out_dir/{photos,paintings}`` and ``out_dir/manifest.json`` from the configured source.
 
-    The folder is built aside and swapped in whole, so a failure leaves the previous data set.
+    The folder is built aside and swapped in whole, so a failure leaves the previous data set;
+    ``before_swap(folder, summary)`` runs on the finished folder first (the stage logs it to
+    MLflow there, so a tracking failure leaves the previous data set too).
     ``params.source`` picks the source from :data:`SOURCES`. Downloaded archives are cached in
     ``downloads_dir``, outside the output; the stage script says where (the library has no default).
     The manifest records source, counts, a data set sha256 and provenance; the returned summary
@@ -214,6 +218,9 @@ def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_di
         counts = _count(tmp)
         manifest = {"source": params.source, "counts": counts, "dataset_sha256": dataset_hash(tmp), **provenance}
         write_json(tmp / RAW_MANIFEST, manifest)
+        summary = {key: manifest[key] for key in SUMMARY_KEYS if key in manifest}
+        if before_swap:
+            before_swap(tmp, summary)
     log.info("wrote %d photos and %d paintings to %s (sha256 %s)", counts["photos"], counts["paintings"],
              out_dir, manifest["dataset_sha256"][:12])
-    return {key: manifest[key] for key in SUMMARY_KEYS if key in manifest}
+    return summary
