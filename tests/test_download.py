@@ -338,6 +338,17 @@ def test_compression_ratio_is_bounded(tmp_path, kind, monkeypatch):
     assert _fetch_local(tmp_path, _packed(kind, GOOD), kind)["counts"]["photos"] == 2
 
 
+def test_full_disk_while_extracting_is_one_line(tmp_path, monkeypatch):
+    from artshift.errors import ResourceError
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    monkeypatch.setattr(archives, "open", lambda path, mode: open("/dev/full", mode), raising=False)  # noqa: SIM115
+    with pytest.raises(ResourceError, match=r"^extracting set\.zip: no space left on device; free some space"):
+        _fetch_local(tmp_path, _zip(GOOD), "zip")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_links_inside_the_archive_become_copies(tmp_path):
     links = {"set/photos/sym.png": (SYM, "a.png"), "set/paintings/hard.png": (HARD, "set/photos/b.png")}
     archive = tmp_path / "set.tar.gz"

@@ -1,11 +1,28 @@
 import os
 import stat
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from artshift.errors import ResourceError, run_main
 from artshift.files import atomic_dir, atomic_files, atomic_path, exclusive_lock, sha256_file, write_json
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Temporary files are links to /dev/full: every write to them fails with ENOSPC, as on a full disk."""
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+
+    def mkstemp(prefix="", suffix="", dir=None):
+        link = Path(dir) / f"{prefix}full{suffix}"
+        link.symlink_to("/dev/full")
+        return os.open(os.devnull, os.O_RDONLY), str(link)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
 
 
 @pytest.fixture
@@ -124,3 +141,24 @@ def test_atomic_files_replace_all_at_the_end_or_none(tmp_path):
     assert all(path.read_text() == "new" for path in paths.values())
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
         "metrics", "metrics/export.json", "models", "models/g.onnx"]
+
+
+def test_full_disk_is_one_line_naming_the_file(tmp_path, full_disk):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(ResourceError) as excinfo:
+        write_json(target, {"fid": 1.0})
+    assert str(excinfo.value) == f"{target}: no space left on device; free some space and run again"
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_full_disk_during_a_checkpoint_save(tmp_path, full_disk, capsys):
+    """Regression: torch.save said 'RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos'."""
+    import torch
+
+    from artshift import checkpoint
+
+    assert run_main(checkpoint.save, {"kind": "generator", "w": torch.zeros(10_000)}, tmp_path / "generator.pt") == 1
+    assert capsys.readouterr().err == (f"error: {tmp_path / 'generator.pt'}: no space left on device; "
+                                       "free some space and run again\n")
+    assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,7 @@
 """Atomic file writes: every file a stage writes goes through here (temp file + ``os.replace``).
 
-A crash half-way leaves either the old file or the new one, never a truncated mix. Files and
+A crash half-way leaves either the old file or the new one, never a truncated mix; a full disk
+is one :class:`ResourceError` line naming the file being written. Files and
 folders get the permissions the umask gives (not ``mkstemp``'s 0600 / ``mkdtemp``'s 0700), and a
 folder swap holds a lock file beside the folder, so two processes building the same folder at
 once take turns instead of deleting each other's work.
@@ -9,6 +10,7 @@ once take turns instead of deleting each other's work.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -20,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TypeVar
 
+from artshift.errors import ResourceError
 from artshift.log import get_logger
 
 log = get_logger("files")
@@ -33,24 +36,38 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
+def disk_errors(path: str | Path) -> Iterator[None]:
+    """Turn a full disk (or quota) while writing ``path`` into one :class:`ResourceError` naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise ResourceError(f"{path}: no space left on device; free some space and run again") from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    Works for writers that want a file name (``torch.save``, ``PIL.Image.save``, ONNX export).
-    On error the temporary file is removed and ``path`` is left untouched.
+    Works for writers that want a file name (``PIL.Image.save``, ONNX export; ``torch.save``
+    through :func:`artshift.checkpoint.save`, which gives it an open file so that a full disk
+    raises ``ENOSPC`` rather than torch's ``unexpected pos``). On error the temporary file is
+    removed and ``path`` is left untouched; a full disk raises :class:`ResourceError`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from artshift.errors import DataError, one_line
+from artshift.files import disk_errors
 from artshift.log import get_logger
 
 log = get_logger("download")
@@ -179,12 +180,13 @@ def extract_archive(archive: Path, root: Path, limits: ExtractLimits = ExtractLi
     log.info("extracting %s", archive.name)
     budget = _Budget(limits, archive)
     try:
-        if zipfile.is_zipfile(archive):
-            _extract_zip(archive, root, budget)
-        elif tarfile.is_tarfile(archive):
-            _extract_tar(archive, root, budget)
-        else:
-            raise DataError(f"{archive.name}: not a zip or tar archive")
+        with disk_errors(f"extracting {archive.name}"):
+            if zipfile.is_zipfile(archive):
+                _extract_zip(archive, root, budget)
+            elif tarfile.is_tarfile(archive):
+                _extract_tar(archive, root, budget)
+            else:
+                raise DataError(f"{archive.name}: not a zip or tar archive")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, RuntimeError,
             NotImplementedError) as exc:
         raise DataError(f"{archive.name}: cannot extract ({one_line(exc)})") from None
