@@ -15,11 +15,14 @@ DOWNLOADS_DIR = Path("data/downloads")  # archive cache of the url source, outsi
 
 def main() -> None:
     params = load_params()
-    with tracking.data_run("download") as run:
+    with tracking.data_run("download") as run:  # fails here, before any work, if the store is unusable
         run.log_params({"seed": params.seed, "download": params.download.model_dump()})
-        summary = fetch_dataset(params.download, params.seed, RAW_DIR, DOWNLOADS_DIR)
-        run.log_summary(summary)
-        run.log_artifact(RAW_DIR / RAW_MANIFEST)
+
+        def record(folder: Path, summary: dict) -> None:  # before the new data/raw goes in
+            run.log_summary(summary)
+            run.log_artifact(folder / RAW_MANIFEST)
+
+        fetch_dataset(params.download, params.seed, RAW_DIR, DOWNLOADS_DIR, before_swap=record)
 
 
 if __name__ == "__main__":

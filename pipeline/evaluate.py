@@ -6,7 +6,7 @@ from pathlib import Path
 from artshift import checkpoint, tracking
 from artshift.config import load_params
 from artshift.evaluation import evaluate, tracked_metrics
-from artshift.files import write_json
+from artshift.files import atomic_files, write_json
 from artshift.images import save_image
 from artshift.metrics.weights import load_feature_extractor
 from artshift.stage import run_stage
@@ -20,18 +20,20 @@ def main() -> None:
     params = load_params()
     cfg = params.evaluate
     generator, record = checkpoint.load_generator(GENERATOR)
-    with tracking.open_run(RUN_REF) as run:
+    # Opening the run checks the store first; the outputs replace the previous ones only after
+    # everything is logged, so a failure (tracking included) leaves those.
+    with tracking.open_run(RUN_REF) as run, atomic_files({"json": EVAL_JSON, "grid": GRID_PNG}) as out:
         extractor = load_feature_extractor(cfg.inception_weights, cfg.resize, params.seed)
         report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE,
                                 record["image_size"])
-        write_json(EVAL_JSON, report)
-        save_image(grid, GRID_PNG)
+        write_json(out["json"], report)
+        save_image(grid, out["grid"])
 
         run.log_params({"evaluate": cfg.model_dump()})
         run.log_metrics(tracked_metrics(report))
         run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
-        run.log_artifact(EVAL_JSON, "eval")
-        run.log_artifact(GRID_PNG, "eval")
+        run.log_artifact(out["json"], "eval")
+        run.log_artifact(out["grid"], "eval")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from artshift.config import load_params
 from artshift.data.layout import processed_folder
 from artshift.evaluation import score_onnx_models
 from artshift.export import example_inputs, export_variants, quality_changes
-from artshift.files import write_json
+from artshift.files import atomic_files, write_json
 from artshift.log import get_logger
 from artshift.metrics.weights import load_feature_extractor
 from artshift.stage import run_stage
@@ -26,25 +26,28 @@ def main() -> None:
     cfg = params.export
     generator, record = checkpoint.load_generator(GENERATOR)
     photos = processed_folder(PROCESSED_DIR, "train", "photos")
-    with tracking.open_run(RUN_REF) as run:
+    # Opening the run checks the store first; the ONNX files and export.json replace the previous
+    # ones only after the parity check, the scores, the logging and the registration all passed.
+    with tracking.open_run(RUN_REF) as run, atomic_files({**ONNX_PATHS, "report": EXPORT_JSON}) as out:
         metadata = {"run_id": run.run_id, "method": record.get("method", "cut"),
                     "train_image_size": str(record.get("image_size", ""))}
+        onnx_paths = {variant: out[variant] for variant in ONNX_PATHS}
         calibration = example_inputs(generator, photos, cfg.calibration_images, params.seed, record["image_size"])
-        report = export_variants(generator, ONNX_PATHS, cfg.opset, calibration, metadata, cfg.parity_atol, params.seed)
+        report = export_variants(generator, onnx_paths, cfg.opset, calibration, metadata, cfg.parity_atol, params.seed)
         extractor = load_feature_extractor(params.evaluate.inception_weights, params.evaluate.resize, params.seed)
-        scores = score_onnx_models(ONNX_PATHS, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE,
+        scores = score_onnx_models(onnx_paths, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE,
                                    record["image_size"])
         for variant, values in quality_changes(scores).items():
-            report[variant] |= values | {"size_mb": ONNX_PATHS[variant].stat().st_size / 1e6}
-        write_json(EXPORT_JSON, {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})
+            report[variant] |= values | {"size_mb": onnx_paths[variant].stat().st_size / 1e6}
+        write_json(out["report"], {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})
 
         run.log_params({"export": cfg.model_dump()})
         run.log_metrics({f"export/{variant}/{key}": value for variant, values in report.items()
                          for key, value in values.items()})
-        for path in ONNX_PATHS.values():
+        for path in onnx_paths.values():
             run.log_artifact(path, "onnx")
         if cfg.register_model:
-            version = tracking.log_onnx_model(run, ONNX_PATHS["fp32"], calibration[:1], generator.takes)
+            version = tracking.log_onnx_model(run, onnx_paths["fp32"], calibration[:1], generator.takes)
             log.info("registered MLflow model version %s", version)
 
 

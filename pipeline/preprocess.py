@@ -15,12 +15,16 @@ RAW_DIR, PROCESSED_DIR = Path("data/raw"), Path("data/processed")
 def main() -> None:
     params = load_params()
     cfg = params.preprocess
-    with tracking.data_run("preprocess") as run:
+    with tracking.data_run("preprocess") as run:  # fails here, before any work, if the store is unusable
         run.log_params({"seed": params.seed, "preprocess": cfg.model_dump()})
-        summary = prepare_dataset(RAW_DIR, PROCESSED_DIR, cfg.load_size, cfg.test_fraction, cfg.min_size, params.seed)
-        run.log_summary(summary)
-        run.log_artifact(PROCESSED_DIR / PROCESSED_MANIFEST)
-        run.log_artifact(PROCESSED_DIR / SKIPPED_LIST)
+
+        def record(folder: Path, summary: dict) -> None:  # before the new data/processed goes in
+            run.log_summary(summary)
+            run.log_artifact(folder / PROCESSED_MANIFEST)
+            run.log_artifact(folder / SKIPPED_LIST)
+
+        prepare_dataset(RAW_DIR, PROCESSED_DIR, cfg.load_size, cfg.test_fraction, cfg.min_size, params.seed,
+                        before_swap=record)
 
 
 if __name__ == "__main__":

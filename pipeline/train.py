@@ -26,16 +26,17 @@ def main() -> None:
     if not distributed.current_world().is_main:  # the other processes only train
         train(params, PROCESSED_DIR, CHECKPOINT_DIR, GENERATOR, dataset_hash=dataset_hash)
         return
+    # Opening the run checks the store before any work; train() logs everything before it writes
+    # the generator and loss curve, and run.json is written last: a failure leaves the previous outputs.
     with tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
                                   tags={"dataset_manifest_sha256": dataset_hash}) as run:
-        tracking.save_run_ref(run, RUN_REF)
         result = train(params, PROCESSED_DIR, CHECKPOINT_DIR, GENERATOR, dataset_hash=dataset_hash, run=run,
                        loss_csv=LOSS_CSV)
         write_json(TRAIN_JSON, {"method": params.train.method, "steps": result.steps,
                                 "resumed_from": result.resumed_from,
                                 "seconds_per_1k_steps": 1000 * result.seconds_per_step,
                                 "final_losses": result.losses})
-        run.log_metrics({"train/seconds_per_step": result.seconds_per_step})
+        tracking.save_run_ref(run, RUN_REF)
 
 
 if __name__ == "__main__":

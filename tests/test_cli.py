@@ -113,3 +113,12 @@ def test_sample_keeps_existing_outputs_and_refuses_wrong_models(tmp_path, tiny_o
     Image.new("RGB", (20, 20)).save(image)
     assert main(["stylize", str(image), "--out", str(tmp_path / "o"), "--model", str(tiny_dcgan[1])]) == 2
     assert "paints from noise (DCGAN); use `artshift sample`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch", ["0", "-3", "two"])
+def test_batch_below_one_is_refused_with_exit_2(photos, tmp_path, tiny_onnx, capsys, batch):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["stylize", str(photos), "--out", str(tmp_path / "out"), "--model", str(tiny_onnx), "--batch", batch])
+    assert excinfo.value.code == 2
+    assert "argument --batch: must be" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -45,6 +45,7 @@ def test_defaults_fill_missing_sections():
         ({"preprocess": {"test_fraction": 1.0}}, "preprocess.test_fraction: must be < 1.0, got 1.0"),
         ({"train": {"lr": "fast"}}, "train.lr: input should be a valid number, got 'fast'"),
         ({"seed": 1.5}, "seed: input should be a valid integer, got 1.5"),
+        ({"seed": 99999999999999999999999}, "seed: must be <= 4294967295, got 99999999999999999999999"),
         ({"train": {"learning_rate": 1}}, "train.learning_rate: unknown key"),
         ({"colour": 1}, "colour: unknown key"),
         ({"download": {"source": "ftp"}}, "download.source: input should be 'embedded', 'url' or 'local', got 'ftp'"),
@@ -79,6 +80,45 @@ def test_file_errors(tmp_path):
     scalar.write_text("42\n")
     with pytest.raises(ParamsError, match="expected a mapping"):
         load_params(scalar)
+
+
+def _load(tmp_path, text: str):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return load_params(path)
+
+
+@pytest.mark.parametrize(("written", "value"), [("1e-4", 1e-4), ("2E-3", 2e-3), ("1.5e-4", 1.5e-4), ("3e+0", 3.0),
+                                                ("0.0002", 2e-4), ("1.0e-4", 1e-4)])
+def test_numbers_are_read_as_users_write_them(tmp_path, written, value):
+    assert _load(tmp_path, f"train:\n  lr: {written}\n").train.lr == value
+
+
+def test_quoted_numbers_stay_strings(tmp_path):
+    with pytest.raises(ParamsError, match="train.lr: input should be a valid number, got '1e-4'"):
+        _load(tmp_path, "train:\n  lr: '1e-4'\n")
+
+
+def test_seed_is_bounded_and_the_bound_is_usable():
+    from artshift.config import MAX_SEED
+    from artshift.train import seed_everything
+
+    assert parse_params({"seed": MAX_SEED}).seed == MAX_SEED
+    seed_everything(MAX_SEED)  # the largest accepted seed seeds every RNG training uses
+
+
+def test_duplicate_key_is_refused_with_its_line(tmp_path):
+    with pytest.raises(ParamsError) as excinfo:
+        _load(tmp_path, "seed: 0\ntrain:\n  lr: 0.1\n  steps: 5\n  lr: 0.2\n")
+    assert str(excinfo.value) == (f"{tmp_path / 'params.yaml'}: not valid YAML at line 5, column 3: "
+                                  "duplicate key 'lr' (first given at line 3)")
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path):
+    with pytest.raises(ParamsError) as excinfo:
+        _load(tmp_path, "seed: 0\ntrain:\n  lr: [0.1\n  steps: 5\n")
+    assert str(excinfo.value) == (f"{tmp_path / 'params.yaml'}: not valid YAML at line 4, column 8: "
+                                  "expected ',' or ']', but got ':'")
 
 
 def test_stage_exits_2_with_one_line(tmp_path, monkeypatch, capsys):

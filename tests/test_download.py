@@ -6,6 +6,7 @@ import json
 import stat
 import tarfile
 import threading
+import time
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from PIL import Image
 
 from artshift.config import DownloadParams
-from artshift.data import download
+from artshift.data import archives, download
 from artshift.data.download import download_file
 from artshift.data.sources import fetch_dataset
 from artshift.errors import DataError
@@ -26,9 +27,9 @@ def _png(shade: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
+def _zip(members: dict[str, bytes], symlinks: dict[str, str] | None = None, deflate: bool = False) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zf:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
         for name, target in (symlinks or {}).items():
@@ -61,12 +62,13 @@ class Server:
 
     ``ranges``: honour ``Range: bytes=N-`` with a 206; ``drop_first``: announce the full length
     but send half the body on the first request, then close; ``fail_first``: answer the first
-    request with this status.
+    request with this status; ``trickle_s``: send the body one byte at a time, this long apart.
     """
 
     def __init__(self, files: dict[str, bytes], ranges: bool = True, drop_first: bool = False,
-                 fail_first: int | None = None):
+                 fail_first: int | None = None, trickle_s: float = 0.0):
         self.files, self.ranges, self.drop_first, self.fail_first = files, ranges, drop_first, fail_first
+        self.trickle_s = trickle_s
         self.requests: list[tuple[str, str | None]] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -91,7 +93,19 @@ class Server:
                 if server.drop_first:
                     server.drop_first = False
                     body = body[: len(body) // 2]
-                self.wfile.write(body)
+                self._send_body(body)
+
+            def _send_body(self, body: bytes) -> None:
+                if not server.trickle_s:
+                    self.wfile.write(body)
+                    return
+                for byte in body:
+                    time.sleep(server.trickle_s)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
 
             def _send_headers(self, data: bytes) -> int:
                 header = self.headers.get("Range")
@@ -143,7 +157,7 @@ def _tree(folder: Path) -> list[str]:
 @pytest.mark.parametrize("kind", ["zip", "tar.gz"])
 def test_url_archive_with_top_folder(serve, tmp_path, kind):
     junk = {"set/photos/readme.txt": b"hi", "set/photos/.DS_Store": b"x", "__MACOSX/set/._a.png": b"x"}
-    data = (_zip if kind == "zip" else _tar)({**GOOD, **junk})
+    data = _packed(kind, {**GOOD, **junk})
     server = serve({f"/set.{kind}": data})
     summary = fetch_dataset(_url_params(f"{server.url}/set.{kind}", data), 0, tmp_path / "raw", tmp_path / "dl")
     assert summary == {"source": "url", "counts": {"photos": 2, "paintings": 1}, "paintings_synthetic": False,
@@ -165,6 +179,27 @@ def test_cached_archive_is_reused(serve, tmp_path):
     assert len(server.requests) == 1 and first == second
 
 
+@pytest.mark.parametrize("broken", [b"<html>502 Bad Gateway</html>", _zip({"set/photos/a.png": _png()})])
+def test_rejected_download_is_not_reused(serve, tmp_path, broken):
+    server = serve({"/set.zip": broken})
+    params = DownloadParams(source="url", url=f"{server.url}/set.zip", retries=0)  # no sha256 pinned
+    with pytest.raises(DataError):
+        fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []
+    server.files["/set.zip"] = _zip(GOOD)  # the server is fixed
+    assert fetch_dataset(params, 0, tmp_path / "raw", tmp_path / "dl")["counts"] == {"photos": 2, "paintings": 1}
+    assert len(server.requests) == 2
+
+
+def test_pinned_archive_is_kept_when_extraction_fails(serve, tmp_path):
+    data = _zip({"set/photos/a.png": _png()})
+    server = serve({"/set.zip": data})
+    with pytest.raises(DataError, match="missing paintings/"):
+        fetch_dataset(_url_params(f"{server.url}/set.zip", data), 0, tmp_path / "raw", tmp_path / "dl")
+    (cached,) = (tmp_path / "dl").iterdir()
+    assert cached.read_bytes() == data  # exactly the pinned bytes: downloading again cannot help
+
+
 def test_dropped_connection_is_resumed_with_range(serve, tmp_path):
     data = _zip({**GOOD, "set/photos/big.bin": bytes(range(256)) * 2000})  # several read chunks
     server = serve({"/set.zip": data}, drop_first=True)
@@ -182,6 +217,26 @@ def test_server_ignoring_range_restarts_from_zero(serve, tmp_path):
     server = serve({"/set.zip": data}, ranges=False)
     path = download_file(f"{server.url}/set.zip", tmp_path / "set.zip", _sha(data), retries=0)
     assert path.read_bytes() == data and server.requests[0][1] == "bytes=19-"
+
+
+def test_trickling_download_fails_at_its_deadline(serve, tmp_path):
+    data = _zip(GOOD)
+    server = serve({"/set.zip": data}, trickle_s=0.01)  # ~100 B/s: each read arrives well within timeout_s
+    began = time.monotonic()
+    with pytest.raises(DataError) as excinfo:
+        download_file(f"{server.url}/set.zip", tmp_path / "set.zip", retries=3, timeout_s=5, deadline_s=0.5)
+    assert time.monotonic() - began < 3
+    assert str(excinfo.value).startswith(f"download {server.url}/set.zip: not finished within the 0.5 s deadline (")
+    assert len(server.requests) == 1 and not (tmp_path / "set.zip").exists()
+    assert 0 < (tmp_path / "set.zip.part").stat().st_size < len(data)  # kept: a later run resumes it
+
+
+def test_no_retry_starts_after_the_deadline(serve, tmp_path, monkeypatch):
+    monkeypatch.setattr(download, "BACKOFF_S", 30.0)
+    server = serve({"/set.zip": _zip(GOOD)}, fail_first=503)
+    with pytest.raises(DataError, match=r"HTTP 503 .*\(gave up after 1 attempts\)$"):
+        download_file(f"{server.url}/set.zip", tmp_path / "set.zip", retries=3, deadline_s=5)
+    assert len(server.requests) == 1
 
 
 def test_server_error_is_retried(serve, tmp_path):
@@ -226,6 +281,72 @@ def test_unsafe_or_bad_archives_are_refused(serve, tmp_path, archive, reason):
         fetch_dataset(_url_params(f"{server.url}/bad", archive), 0, tmp_path / "out" / "raw", tmp_path / "dl")
     assert list((tmp_path / "out").iterdir()) == []
     assert not any(p.name.startswith(("evil", "outside")) for p in tmp_path.rglob("*"))
+
+
+MB = 1 << 20
+ZEROS = bytes(int(1.5 * MB))  # compresses to about 1.5 KB
+
+
+def _packed(kind: str, members: dict[str, bytes]) -> bytes:
+    """A compressed zip or tar.gz of ``members``."""
+    return _zip(members, deflate=True) if kind == "zip" else _tar(members)
+
+
+def _fetch_local(tmp_path, data: bytes, kind: str, **limits):
+    archive = tmp_path / f"set.{kind}"
+    archive.write_bytes(data)
+    params = DownloadParams(source="local", path=str(archive), **limits)
+    return fetch_dataset(params, 0, tmp_path / "out" / "raw", tmp_path / "dl")
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_bomb_member_is_refused_before_it_is_written(tmp_path, kind, monkeypatch):
+    written = []
+    monkeypatch.setattr(archives, "_write_member", lambda *args: written.append(args[2]))
+    data = _packed(kind, {**GOOD, "set/photos/bomb.png": ZEROS})
+    assert len(data) < 10_000
+    with pytest.raises(DataError) as excinfo:
+        _fetch_local(tmp_path, data, kind, max_member_mb=1)
+    assert str(excinfo.value) == (f"set.{kind}: refusing to extract, member 'set/photos/bomb.png' extracts to more "
+                                  "than 1.0 MiB (download.max_member_mb); a zip bomb? Raise the limit if the archive "
+                                  "is trusted")
+    assert "set/photos/bomb.png" not in written
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_total_extracted_size_is_bounded(tmp_path, kind):
+    members = {**GOOD, **{f"set/paintings/{i}.png": ZEROS for i in range(3)}}
+    with pytest.raises(DataError, match=r"more than 4\.0 MiB in all \(download\.max_extract_mb\)"):
+        _fetch_local(tmp_path, _packed(kind, members), kind, max_member_mb=2, max_extract_mb=4)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_links_are_counted_as_the_bytes_they_copy(tmp_path):
+    links = {f"set/paintings/copy{i}.png": (SYM, "big.png") for i in range(3)}
+    data = _tar({**GOOD, "set/paintings/big.png": ZEROS}, links)
+    with pytest.raises(DataError, match=r"in all \(download\.max_extract_mb\)"):
+        _fetch_local(tmp_path, data, "tar.gz", max_member_mb=2, max_extract_mb=5)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_compression_ratio_is_bounded(tmp_path, kind, monkeypatch):
+    monkeypatch.setattr(archives, "RATIO_FLOOR", 0)  # as for an archive past 64 MiB extracted
+    data = _packed(kind, {**GOOD, "set/photos/bomb.png": ZEROS})
+    with pytest.raises(DataError, match=r"more than 100 times its own size of 0\.0 MiB \(download\.max_ratio\)"):
+        _fetch_local(tmp_path, data, kind)
+    assert _fetch_local(tmp_path, _packed(kind, GOOD), kind)["counts"]["photos"] == 2
+
+
+def test_full_disk_while_extracting_is_one_line(tmp_path, monkeypatch):
+    from artshift.errors import ResourceError
+
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    monkeypatch.setattr(archives, "open", lambda path, mode: open("/dev/full", mode), raising=False)  # noqa: SIM115
+    with pytest.raises(ResourceError, match=r"^extracting set\.zip: no space left on device; free some space"):
+        _fetch_local(tmp_path, _zip(GOOD), "zip")
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_links_inside_the_archive_become_copies(tmp_path):

@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -139,6 +141,59 @@ def test_cli_stylizes_test_photos_with_the_exported_model(project, tmp_path):
     assert "running models:/artshift/latest on CPUExecutionProvider" in result.stderr
     for photo in photos:
         assert Image.open(out / photo.name).size == Image.open(photo).size
+
+
+class _NotFound(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+def _failing_repro(root, env, stage: str, params: dict) -> subprocess.CompletedProcess:
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run(["dvc", "repro", stage], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0, result.stdout
+    return result
+
+
+KEPT = ["data/raw", "data/processed", "models/generator.pt", "models/run.json", "metrics/train.json",
+        "reports/train_loss.csv", "metrics/eval.json", "reports/eval_grid.png", "models/generator.onnx"]
+
+
+def _snapshot(root) -> dict[str, bytes]:
+    files = [p for name in KEPT for p in ([root / name] if (root / name).is_file() else (root / name).rglob("*"))]
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in files if p.is_file()}
+
+
+def test_a_failed_stage_keeps_the_previous_outputs_and_checkout_restores_them(project):
+    """Regression: DVC deleted a stage's outputs before running it, so `train.method: foo` left no
+    generator, metrics or loss curve, a 404 left no data/raw, and models/run.json was lost for good."""
+    root, env, _ = project
+    _run(["git", "add", "-A"], root, env)  # commit the run, as its user would: metrics and the run id
+    _run(["git", "commit", "-qm", "the tiny run"], root, env)
+    before, params_text = _snapshot(root), (root / "params.yaml").read_text()
+    params = yaml.safe_load(params_text)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        bad_method = _failing_repro(root, env, "train", _merge(params, {"train": {"method": "foo"}}))
+        assert "error: train.method: input should be" in bad_method.stderr
+        assert _snapshot(root) == before
+        url = f"http://127.0.0.1:{server.server_address[1]}/missing.zip"
+        not_found = _failing_repro(root, env, "download", _merge(params, {"download": {"source": "url", "url": url}}))
+        assert f"error: download {url}: HTTP 404 Not Found" in not_found.stderr
+        assert _snapshot(root) == before
+    finally:
+        server.shutdown()
+        (root / "params.yaml").write_text(params_text)
+    for name in ("models/run.json", "models/generator.pt"):
+        (root / name).unlink()
+    shutil.rmtree(root / "data/raw")
+    _run(["dvc", "checkout"], root, env)
+    _run(["git", "checkout", "--", "models/run.json"], root, env)  # the run id is tracked by git
+    assert _snapshot(root) == before
 
 
 def test_dcgan_experiment_trains_scores_exports_and_samples(project, tmp_path):

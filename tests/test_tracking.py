@@ -1,14 +1,26 @@
 """The one MLflow run lifecycle every stage uses: ``with <run> as run`` ends FINISHED or FAILED."""
 
 import os
+import shutil
 
 import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory):
+    """A store with MLflow's schema, made once: its migrations take seconds per new database."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db}").search_experiments()
+    return db
+
+
 @pytest.fixture
-def store(tmp_path, monkeypatch):
+def store(tmp_path, monkeypatch, empty_store):
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     from mlflow.tracking import MlflowClient
@@ -35,3 +47,123 @@ def test_every_kind_of_run_ends_finished_or_failed(store, tmp_path):
     with pytest.raises(ValueError), tracking.open_run(tmp_path / "run.json"):
         raise ValueError("evaluate failed")
     assert store.get_run(model_run.run_id).info.status == "FAILED"
+
+
+def _damage(db):
+    """A SQLite file whose pages past the header are garbage: 'database disk image is malformed'."""
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    connection.execute("CREATE TABLE t (a)")
+    connection.commit()
+    connection.close()
+    data = bytearray(db.read_bytes())
+    data[100:] = b"Z" * (len(data) - 100)
+    db.write_bytes(bytes(data))
+
+
+def _locked(*args, **kwargs):
+    """What MLflow's SQLite store raises when another process holds the lock for more than 5 s."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import OperationalError
+
+    raise MlflowException(message=OperationalError("INSERT INTO metrics ...", {}, sqlite3.OperationalError(
+        "database is locked")))
+
+
+def test_damaged_store_is_one_line_naming_it(tmp_path, monkeypatch):
+    from artshift import tracking
+    from artshift.errors import TrackingError
+
+    db = tmp_path / "mlflow.db"
+    _damage(db)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    with pytest.raises(TrackingError) as excinfo:
+        tracking.data_run("download")
+    assert str(excinfo.value) == (f"tracking store sqlite:///{db}: database disk image is malformed (the file is "
+                                  "damaged; restore it from a backup, or move it aside to start a new store)")
+
+
+def test_locked_store_is_one_line_and_ending_the_run_never_fails(store, tmp_path, monkeypatch, caplog):
+    from mlflow.tracking import MlflowClient
+
+    from artshift import tracking
+    from artshift.errors import TrackingError
+
+    with tracking.data_run("download") as run:
+        monkeypatch.setattr(MlflowClient, "log_batch", _locked)
+        with pytest.raises(TrackingError) as excinfo:
+            run.log_metrics({"n": 1})
+        monkeypatch.setattr(MlflowClient, "set_terminated", _locked)
+    assert str(excinfo.value) == (f"tracking store {tracking.tracking_uri()}: database is locked "
+                                  "(another process held it for more than 5 s; run again when that one is done)")
+    assert "could not mark MLflow run" in caplog.text  # a warning: the stage's outputs are already in place
+    with pytest.raises(ValueError), tracking.data_run("download"):  # the stage's own error is not hidden
+        raise ValueError("preprocess failed")
+
+
+def test_open_run_checks_the_store_and_the_run(store, tmp_path):
+    from artshift import tracking
+    from artshift.errors import TrackingError
+
+    (tmp_path / "run.json").write_text('{"run_id": "0123456789abcdef"}')
+    with pytest.raises(TrackingError, match=r"^tracking store sqlite:///.*mlflow.db: .*0123456789abcdef"):
+        tracking.open_run(tmp_path / "run.json")
+
+
+def _raw_images(root, n: int = 4):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for domain in ("photos", "paintings"):
+        (root / "data/raw" / domain).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(root / f"data/raw/{domain}/{i}.png")
+
+
+def _run_stage(name: str):
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "pipeline" / f"{name}.py"
+    with pytest.raises(SystemExit) as excinfo:
+        runpy.run_path(str(script), run_name="__main__")
+    return excinfo.value.code
+
+
+def test_store_locked_mid_stage_leaves_the_previous_output(store, tmp_path, monkeypatch, capsys):
+    """The lock came after preprocess had built data/processed: it used to be swapped in anyway."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARTSHIFT_DEBUG", raising=False)
+    (tmp_path / "params.yaml").write_text("preprocess:\n  load_size: 32\n  min_size: 32\n  test_fraction: 0.5\n")
+    _raw_images(tmp_path)
+    assert _run_stage("preprocess") == 0
+    marker = tmp_path / "data/processed/previous.txt"
+    marker.write_text("the previous output")
+    capsys.readouterr()
+
+    monkeypatch.setattr(MlflowClient, "log_artifact", _locked)
+    assert _run_stage("preprocess") == 1
+    assert marker.read_text() == "the previous output"
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: tracking store sqlite:///{tmp_path / 'mlflow.db'}: database is locked (another process held it "
+        "for more than 5 s; run again when that one is done)")
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["processed", "raw"]
+
+
+def test_damaged_store_fails_a_stage_before_it_works(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("ARTSHIFT_DEBUG", raising=False)
+    _damage(tmp_path / "mlflow.db")
+    (tmp_path / "params.yaml").write_text("download:\n  crops_per_photo: 1\n  n_paintings: 4\n")
+    assert _run_stage("download") == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: tracking store sqlite:///{tmp_path / 'mlflow.db'}: database disk image is malformed (the file is "
+        "damaged; restore it from a backup, or move it aside to start a new store)"]
+    assert not (tmp_path / "data").exists()

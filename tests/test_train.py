@@ -163,3 +163,33 @@ def test_a_finished_run_rebuilds_every_output_without_training(data_dir, tmp_pat
     assert first.seconds_per_step > 0
     assert again.seconds_per_step == pytest.approx(first.seconds_per_step, rel=0.5)  # kept, not 0
     assert (out / "loss.csv").read_text() == curve and (out / "generator.pt").is_file()
+
+
+class _StoreLockedAt:
+    """A tracking run whose store locks at ``step``: the run fails mid-training."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def log_metrics(self, metrics, step=None):
+        from artshift.errors import TrackingError
+
+        if step == self.step:
+            raise TrackingError("tracking store sqlite:///mlflow.db: database is locked")
+
+    def log_image(self, image, name):
+        pass
+
+
+def test_a_failed_run_leaves_the_previous_outputs(data_dir, tmp_path):
+    """Regression: the loss curve was rewritten at every logged step, so a run failing mid-way had
+    already replaced the previous curve."""
+    out = tmp_path / "m"
+    _train_with_curve(_params(2), data_dir, out)
+    curve, generator = (out / "loss.csv").read_bytes(), (out / "generator.pt").read_bytes()
+    from artshift.errors import TrackingError
+
+    with pytest.raises(TrackingError):
+        train_into(_params(4, lr=1e-3), data_dir, out / "checkpoints", out / "generator.pt", run=_StoreLockedAt(3),
+                   loss_csv=out / "loss.csv")
+    assert (out / "loss.csv").read_bytes() == curve and (out / "generator.pt").read_bytes() == generator

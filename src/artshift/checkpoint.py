@@ -22,9 +22,17 @@ _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
 log = get_logger("checkpoint")
 
 
+def _torch_save(obj: dict, path: Path) -> None:
+    """``torch.save`` into an open file: its C++ writer, given a file name, reports a full disk as
+    ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``; through a Python file
+    the write raises ``OSError(ENOSPC)``, which :func:`artshift.files.atomic_path` reports."""
+    with open(path, "wb") as handle:
+        torch.save(obj, handle)
+
+
 def save(obj: dict, path: str | Path) -> None:
-    """Save a checkpoint dict atomically (temp file + rename)."""
-    save_with(path, lambda tmp: torch.save(obj, tmp))
+    """Save a checkpoint dict atomically (temp file + rename); a full disk is one line naming ``path``."""
+    save_with(path, lambda tmp: _torch_save(obj, tmp))
 
 
 def load(path: str | Path, kind: str) -> dict:

@@ -5,10 +5,15 @@ full key, e.g. ``train.lr: must be > 0, got -1``. Allowed values come from
 :mod:`artshift.choices` and, for ``train.method``, from the method registry
 (:data:`artshift.models.METHODS`), which also supplies each method's defaults and checks.
 A ``null`` value means "the default": the method's own if it sets one, else the field's.
+
+The file is read as users write it and as DVC reads it: ``1e-4`` is a number (YAML 1.2; PyYAML's
+YAML 1.1 would make it a string), a key given twice is refused with its line, and a syntax error
+names its line and column.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -40,7 +45,12 @@ class DownloadParams(_Section):
     n_paintings: int = Field(120, ge=4)
     painting_size: int = Field(256, ge=32)
     retries: int = Field(4, ge=0)
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0)  # per network read
+    deadline_s: float = Field(3600.0, gt=0)  # the whole download, retries included
+    # Zip/gzip bomb guards on what one archive may extract (see artshift.data.archives.ExtractLimits).
+    max_member_mb: int = Field(512, ge=1)
+    max_extract_mb: int = Field(10240, ge=1)
+    max_ratio: float = Field(100.0, ge=1)
 
     @model_validator(mode="after")
     def _source_needs(self) -> DownloadParams:
@@ -142,8 +152,13 @@ class ExportParams(_Section):
     register_model: bool = True
 
 
+# numpy's legacy global seed (np.random.seed, called by training) takes 0 .. 2**32 - 1, the
+# narrowest range of the seeded RNGs (torch.manual_seed and default_rng take more).
+MAX_SEED = 2**32 - 1
+
+
 class Params(_Section):
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     download: DownloadParams = DownloadParams()
     preprocess: PreprocessParams = PreprocessParams()
     train: TrainParams = TrainParams()
@@ -200,13 +215,44 @@ def parse_params(raw: object) -> Params:
         raise ParamsError(_describe(exc.errors()[0])) from None
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus YAML 1.2 floats without a dot (``1e-4``) and no duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        """Refuse a key that appears twice in one mapping (PyYAML would keep the last value)."""
+        first_line: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in first_line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given at line {first_line[key]})", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 floats need a dot and a signed exponent (1.0e-4); YAML 1.2, and so DVC, also read 1e-4, 1E6.
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                   re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                   list("-+0123456789"))
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: the file, the line and column of the problem, what is wrong."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{path}: not valid YAML{where}: {problem}"
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``; the one entry point every stage uses."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=ParamsLoader)  # ParamsLoader is a SafeLoader
     except FileNotFoundError:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ParamsError(_yaml_error(path, exc)) from None
     return parse_params(raw)

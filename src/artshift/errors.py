@@ -1,4 +1,5 @@
-"""Exceptions that mean "the user gave us something we cannot use" (exit code 2).
+"""Exceptions that mean "the user gave us something we cannot use" (exit code 2), and
+:class:`ResourceError`: something the command needs is unusable (tracking store, disk; exit code 1).
 
 Anything else that escapes a command is an internal failure (exit code 1).
 """
@@ -30,11 +31,21 @@ class ImageTooLarge(ImageError):
     """An image above the pixel limit: a possible decompression bomb."""
 
 
+class ResourceError(Exception):
+    """A resource outside the input failed (the tracking store, a full disk): one line naming it,
+    exit code 1, no traceback."""
+
+
+class TrackingError(ResourceError):
+    """The MLflow tracking store is locked, damaged or unreachable; the message names the store."""
+
+
 def run_main(main, *args) -> int:
     """Run ``main(*args)`` and turn failures into one stderr line plus an exit code.
 
-    0 ok, 2 bad input or params (:class:`ArtShiftError`), 1 anything else. Set
-    ``ARTSHIFT_DEBUG=1`` to see the traceback of an internal failure.
+    0 ok, 2 bad input or params (:class:`ArtShiftError`), 1 anything else (a
+    :class:`ResourceError` as its own message). Set ``ARTSHIFT_DEBUG=1`` to see the traceback of
+    a failure.
     """
     import os
     import sys
@@ -47,6 +58,11 @@ def run_main(main, *args) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except ResourceError as exc:
+        if os.environ.get("ARTSHIFT_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence for a command
         if os.environ.get("ARTSHIFT_DEBUG"):
             raise

@@ -7,31 +7,51 @@ Every stage holds its run the same way, as a context manager (``with ... as run:
 ends the run FINISHED, or FAILED when the stage raises.
 Tracking store: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the working directory
 (the repo root when DVC runs a stage); artifacts go to ``mlartifacts/`` beside it.
+
+Store trouble (locked for more than SQLite's 5 s, damaged, unreachable) is raised as one
+:class:`TrackingError` line naming the store. Every stage touches the store when it starts, and
+logs everything before it swaps its outputs in, so such an error leaves the previous outputs;
+only marking the run FINISHED comes after, and its failure is a warning.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import mlflow  # noqa: E402  (telemetry must be off before the import)
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from PIL import Image  # noqa: E402
+from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
-from artshift.errors import ArtShiftError  # noqa: E402
+from artshift.errors import ArtShiftError, TrackingError  # noqa: E402
 from artshift.files import write_json  # noqa: E402
 from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput  # noqa: E402
+from artshift.log import get_logger  # noqa: E402
 
 MODEL_EXPERIMENT = "artshift"
 DATA_EXPERIMENT = "artshift-data"
+STORE_HINTS = {  # what to do about the SQLite errors a store can raise
+    "database is locked": "another process held it for more than 5 s; run again when that one is done",
+    "malformed": "the file is damaged; restore it from a backup, or move it aside to start a new store",
+    "not a database": "the file is damaged; restore it from a backup, or move it aside to start a new store",
+}
+log = get_logger("tracking")
+# MLflow logs a store's database errors with their traceback before raising them; they are
+# reported once, as one line naming the store (store_errors), instead.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
 def tracking_uri() -> str:
@@ -39,17 +59,53 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
 
 
+def store_failure(exc: BaseException) -> TrackingError:
+    """One line for a failure of the tracking store: the store, the database's first line, a hint."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = re.sub(r"^\([\w.]+\) ", "", first)  # "(sqlite3.OperationalError) database is locked"
+    hint = next((text for key, text in STORE_HINTS.items() if key in reason), "")
+    return TrackingError(f"tracking store {tracking_uri()}: {reason}" + (f" ({hint})" if hint else ""))
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """Turn the store's errors (SQLAlchemy's multi-line ones included) into one :class:`TrackingError`."""
+    try:
+        yield
+    except (MlflowException, SQLAlchemyError) as exc:
+        raise store_failure(exc) from None
+
+
+class _Client:
+    """An :class:`MlflowClient` on the tracking store whose every call raises store trouble as
+    one :class:`TrackingError` line (see :func:`store_errors`)."""
+
+    def __init__(self):
+        with store_errors():
+            self._client = MlflowClient(tracking_uri())
+
+    def __getattr__(self, name: str) -> Callable:
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            with store_errors():
+                return method(*args, **kwargs)
+
+        return call
+
+
 def _experiment_id(name: str) -> str:
     """Id of experiment ``name``, created with artifacts under ``mlartifacts/`` if new."""
     mlflow.set_tracking_uri(tracking_uri())
-    experiment = mlflow.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if tracking_uri().startswith("sqlite:///"):
-        store_dir = Path(tracking_uri().removeprefix("sqlite:///")).parent
-        location = (store_dir / "mlartifacts").resolve().as_uri()
-    return mlflow.create_experiment(name, artifact_location=location)
+    with store_errors():
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if tracking_uri().startswith("sqlite:///"):
+            store_dir = Path(tracking_uri().removeprefix("sqlite:///")).parent
+            location = (store_dir / "mlartifacts").resolve().as_uri()
+        return mlflow.create_experiment(name, artifact_location=location)
 
 
 def git_commit() -> str:
@@ -82,18 +138,24 @@ class Run:
     """A handle on one MLflow run: log params, metrics, images and files into it.
 
     Used as a context manager by every stage: leaving the ``with`` block ends the run,
-    ``FAILED`` if the block raised (Ctrl-C included), else ``FINISHED``.
+    ``FAILED`` if the block raised (Ctrl-C included), else ``FINISHED``. Ending the run comes
+    after the stage's outputs are in place, so a store failure then is a warning, never the
+    stage's failure (nor does it hide the error that ended the block).
     """
 
     def __init__(self, run_id: str):
         self.run_id = run_id
-        self.client = MlflowClient(tracking_uri())
+        self.client = _Client()
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        self.client.set_terminated(self.run_id, "FINISHED" if exc_type is None else "FAILED")
+        status = "FINISHED" if exc_type is None else "FAILED"
+        try:
+            self.client.set_terminated(self.run_id, status)
+        except TrackingError as exc:
+            log.warning("could not mark MLflow run %s %s: %s", self.run_id, status, exc)
 
     def log_params(self, params: Mapping) -> None:
         """Log (nested) params under their dotted names.
@@ -140,7 +202,7 @@ class Run:
 def start_model_run(params: Mapping, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Run:
     """A new run for the model being trained: params logged, tagged with the git commit
     (use it as ``with start_model_run(...) as run``)."""
-    client = MlflowClient(tracking_uri())
+    client = _Client()
     commit = git_commit()
     all_tags = {"mlflow.source.git.commit": commit, "git_commit": commit, **(tags or {})}
     run = client.create_run(_experiment_id(MODEL_EXPERIMENT), run_name=run_name, tags=all_tags)
@@ -162,12 +224,14 @@ def open_run(ref_path: str | Path) -> Run:
         run_id = ref["run_id"]
     except (OSError, ValueError, KeyError) as exc:
         raise ArtShiftError(f"{ref_path}: no usable run id ({exc}); run the train stage first") from None
-    return Run(run_id)
+    run = Run(run_id)
+    run.client.get_run(run_id)  # the store answers and holds the run, before the stage does any work
+    return run
 
 
 def data_run(stage: str) -> Run:
     """A new short run in the data experiment for ``stage`` (use it as ``with data_run(...) as run``)."""
-    client = MlflowClient(tracking_uri())
+    client = _Client()
     commit = git_commit()
     run = client.create_run(_experiment_id(DATA_EXPERIMENT), run_name=stage,
                             tags={"stage": stage, "git_commit": commit, "mlflow.source.git.commit": commit})
@@ -186,7 +250,7 @@ def log_onnx_model(run: Run, onnx_path: str | Path, input_example, takes: Genera
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     output = session.run(None, {session.get_inputs()[0].name: input_example})[0]
     mlflow.set_tracking_uri(tracking_uri())
-    with mlflow.start_run(run_id=run.run_id):
+    with store_errors(), mlflow.start_run(run_id=run.run_id):
         info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
                                      signature=infer_signature(input_example, output),
                                      input_example=input_example, registered_model_name=REGISTERED_NAMES[takes])

@@ -315,9 +315,9 @@ def watch_samples(generator: torch.nn.Module, inputs: torch.Tensor, reference_di
 class LossCurve:
     """The logged losses as a CSV (one row per logged step) for ``dvc plots``.
 
-    Its rows are kept in every checkpoint, not read back from the CSV: DVC deletes the CSV before
-    the stage runs, and a resumed run must still write the whole curve, even when it resumes at
-    the last step and trains none.
+    Its rows are kept in every checkpoint, not read back from the CSV: a resumed run must write
+    the whole curve, even when it resumes at the last step and trains none. The file is written
+    once, with the other outputs at the end, so a run that fails leaves the previous curve.
     """
 
     def __init__(self, path: Path | None, rows: list[dict]):
@@ -325,9 +325,8 @@ class LossCurve:
         self.rows = list(rows)
 
     def add(self, step: int, losses: dict[str, float]) -> None:
-        """Append one row and rewrite the file."""
+        """Append one row (the file is written by :meth:`write`)."""
         self.rows.append({"step": step, **losses})
-        self.write()
 
     def write(self) -> None:
         """Write the file atomically (when there is a file and something to write)."""
@@ -405,13 +404,15 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
             _save_checkpoint(checkpoint_dir, fingerprint, state, cfg.keep_checkpoints,
                              History(step, curve.rows, seconds))
     elapsed = time.perf_counter() - began
+    per_step = (resumed.train_seconds + elapsed) / cfg.steps  # over every step of the run, resumed or not
 
     if world.is_main:  # every output again, even after resuming at the last step
+        if run:  # tracking before the outputs go in: a store failure leaves the previous ones
+            run.log_metrics({"train/seconds_per_step": per_step})
         curve.write()
         checkpoint.save(checkpoint.generator_record(state.inference_generator, method=cfg.method,
                                                     ema=cfg.ema > 0, step=cfg.steps,
                                                     image_size=size), generator_path)
-    per_step = (resumed.train_seconds + elapsed) / cfg.steps  # over every step of the run, resumed or not
     log.info("trained %d steps in %.1f s (%.3f s/step over the run); wrote %s", cfg.steps - start, elapsed, per_step,
              generator_path)
     return TrainResult(steps=cfg.steps, resumed_from=start, seconds_per_step=per_step, losses=losses or curve.last())

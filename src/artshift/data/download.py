@@ -4,14 +4,16 @@ Data sets and model weights are large files fetched over networks that drop conn
 :func:`download_file` resumes a partial file with ``Range`` requests, retries transient failures
 (transport errors, 5xx, 408, 425, 429) with exponential backoff, fails at once on errors that a
 retry will not fix (404, a bad url), and verifies the sha256 before the file appears under its
-final name. Used by the ``url`` data source (:mod:`artshift.data.sources`) and for the FID
-Inception weights (:mod:`artshift.metrics.weights`).
+final name. The per-read ``timeout_s`` cannot catch a server that trickles a few bytes a second,
+so the whole download, retries included, also has a deadline (``deadline_s``). Used by the
+``url`` data source (:mod:`artshift.data.sources`) and for the FID Inception weights
+(:mod:`artshift.metrics.weights`).
 """
 
 from __future__ import annotations
 
-import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -20,14 +22,38 @@ from artshift.errors import DataError, one_line
 from artshift.files import sha256_file
 from artshift.log import get_logger, progress
 
-CHUNK = 1 << 16
 BACKOFF_S = 1.0  # delay before the first retry; it doubles with every further attempt
+DEADLINE_S = 3600.0  # the whole download, every attempt included
 RETRY_STATUSES = frozenset({408, 425, 429})  # plus every 5xx
 log = get_logger("download")
 
 
 class _Retry(Exception):
     """An attempt failed in a way a later attempt may fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    """When a download must be finished: ``seconds`` after it began, at ``time.monotonic()`` ``at``."""
+
+    seconds: float
+    at: float
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> _Deadline:
+        """The deadline ``seconds`` from now."""
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        """Seconds until the deadline (negative once it has passed)."""
+        return self.at - time.monotonic()
+
+    def check(self, url: str, part: Path) -> None:
+        """Raise :class:`DataError` once the deadline has passed; the partial file stays to resume."""
+        if self.left() < 0:
+            received = part.stat().st_size if part.exists() else 0
+            raise DataError(f"download {url}: not finished within the {self.seconds:g} s deadline "
+                            f"({received} bytes received; the server is stalled or very slow)")
 
 
 def _check_status(response: httpx.Response, url: str, offset: int, part: Path) -> None:
@@ -59,7 +85,7 @@ def _body_start(response: httpx.Response, offset: int, part: Path) -> int:
     return offset
 
 
-def _stream_once(client: httpx.Client, url: str, part: Path) -> None:
+def _stream_once(client: httpx.Client, url: str, part: Path, deadline: _Deadline) -> None:
     """One GET into ``part``, resuming from its current size with ``Range: bytes=N-``.
 
     Raw bytes are written (no transfer decoding), so sizes and ranges match the file on the
@@ -73,28 +99,33 @@ def _stream_once(client: httpx.Client, url: str, part: Path) -> None:
         start = _body_start(response, offset, part)
         length = response.headers.get("content-length", "")
         expected = start + int(length) if length.isdigit() else None
-        chunks = math.ceil(int(length) / CHUNK) if length.isdigit() else None
-        with open(part, "ab" if start else "wb") as handle:
-            for chunk in progress(response.iter_raw(CHUNK), desc=f"download {part.name}", total=chunks):
+        # Chunks as they arrive (iter_raw(n) would wait for n bytes), so a trickle meets the deadline.
+        with open(part, "ab" if start else "wb") as handle, \
+                progress(desc=f"download {part.name}", total=int(length) if length.isdigit() else None) as bar:
+            for chunk in response.iter_raw():
                 handle.write(chunk)
+                bar.update(len(chunk))
+                deadline.check(url, part)
     size = part.stat().st_size
     if expected is not None and size != expected:
         raise _Retry(f"got {size} of {expected} bytes")
 
 
-def _fetch_with_retries(client: httpx.Client, url: str, part: Path, retries: int, backoff_s: float) -> None:
-    """Call :func:`_stream_once` up to ``retries + 1`` times, with exponential backoff between."""
+def _fetch_with_retries(client: httpx.Client, url: str, part: Path, retries: int, backoff_s: float,
+                        deadline: _Deadline) -> None:
+    """Call :func:`_stream_once` up to ``retries + 1`` times, with exponential backoff between,
+    giving up early when the next attempt would start after ``deadline``."""
     for attempt in range(1, retries + 2):
         try:
-            _stream_once(client, url, part)
+            _stream_once(client, url, part, deadline)
             return
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise DataError(f"download {url}: {one_line(exc)}") from None
         except (httpx.TransportError, _Retry) as exc:
             reason = one_line(exc)
-        if attempt > retries:
-            raise DataError(f"download {url}: {reason} (gave up after {attempt} attempts)")
         delay = backoff_s * 2 ** (attempt - 1)
+        if attempt > retries or delay > deadline.left():
+            raise DataError(f"download {url}: {reason} (gave up after {attempt} attempts)")
         log.warning("attempt %d of %d failed (%s); retrying in %.1f s", attempt, retries + 1, reason, delay)
         time.sleep(delay)
 
@@ -113,13 +144,14 @@ def check_sha256(path: Path, expected: str, label: str) -> str:
 
 
 def download_file(url: str, dest: Path, sha256: str = "", retries: int = 4, timeout_s: float = 30.0,
-                  backoff_s: float | None = None) -> Path:
+                  backoff_s: float | None = None, deadline_s: float = DEADLINE_S) -> Path:
     """Download ``url`` to ``dest``: streamed to ``dest.part``, resumed, retried, then verified.
 
     Resuming and retrying make large downloads survive flaky networks; the sha256 (when given)
     is checked before ``dest`` appears, and on a mismatch the download is deleted and
     :class:`DataError` raised. A ``dest`` already present (and matching ``sha256``) is reused.
-    ``backoff_s`` is the first retry delay (default :data:`BACKOFF_S`), doubled each retry.
+    ``backoff_s`` is the first retry delay (default :data:`BACKOFF_S`), doubled each retry;
+    ``deadline_s`` bounds the whole download (a :class:`DataError` when it passes).
     """
     dest = Path(dest)
     if dest.is_file() and (not sha256 or sha256_file(dest) == sha256.lower()):
@@ -129,7 +161,8 @@ def download_file(url: str, dest: Path, sha256: str = "", retries: int = 4, time
     part = dest.with_name(dest.name + ".part")
     log.info("downloading %s", url)
     with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
-        _fetch_with_retries(client, url, part, retries, BACKOFF_S if backoff_s is None else backoff_s)
+        _fetch_with_retries(client, url, part, retries, BACKOFF_S if backoff_s is None else backoff_s,
+                            _Deadline.starting_now(deadline_s))
     try:
         check_sha256(part, sha256, f"download {url}")
     except DataError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +54,13 @@ class _Item:
 
 
 def prepare_dataset(raw_dir: Path, out_dir: Path, load_size: int, test_fraction: float, min_size: int,
-                    seed: int) -> dict:
+                    seed: int, before_swap: Callable[[Path, dict], None] | None = None) -> dict:
     """Build ``out_dir`` from ``raw_dir/photos`` and ``raw_dir/paintings``; return a summary.
 
     Output: ``<split>/<domain>/<hash16>.png`` squares of ``load_size``, ``manifest.csv`` (one
     row per image) and ``skipped.csv`` (one row per unused file: unreadable, too small or a
-    duplicate). The folder is built aside and swapped in whole, so a failure leaves the old one.
+    duplicate). The folder is built aside and swapped in whole, so a failure leaves the old one;
+    ``before_swap(folder, summary)`` runs on the finished folder first (the stage logs it there).
     The summary holds image counts per split and domain, ``n_files``, ``n_skipped`` (unusable
     files), ``n_duplicates`` (dropped copies) and ``manifest_sha256``.
     """
@@ -75,6 +77,8 @@ def prepare_dataset(raw_dir: Path, out_dir: Path, load_size: int, test_fraction:
         write_text(tmp / PROCESSED_MANIFEST, manifest.to_csv(index=False))
         write_text(tmp / SKIPPED_LIST, pd.DataFrame(skipped, columns=SKIPPED_COLUMNS).to_csv(index=False))
         summary = _summary(files, manifest, skipped, sha256_file(tmp / PROCESSED_MANIFEST))
+        if before_swap:
+            before_swap(tmp, summary)
     log.info(f"wrote {len(manifest)} images to {out_dir} (manifest sha256 {summary['manifest_sha256'][:12]})")
     return summary
 

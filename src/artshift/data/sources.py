@@ -26,7 +26,7 @@ from PIL import Image
 
 from artshift.config import DownloadParams
 from artshift.data import embedded, paintings
-from artshift.data.archives import extract_archive
+from artshift.data.archives import MIB, ExtractLimits, extract_archive
 from artshift.data.download import check_sha256, download_file
 from artshift.data.layout import DOMAINS, RAW_MANIFEST, raw_folder
 from artshift.errors import DataError, one_line
@@ -82,10 +82,16 @@ def _collect_images(root: Path, out: Path, transfer: Callable[[Path, Path], obje
     return skipped
 
 
-def _unpack(archive: Path, out: Path, label: str) -> int:
+def _limits(params: DownloadParams) -> ExtractLimits:
+    """The extraction limits the download params set."""
+    return ExtractLimits(max_member_bytes=params.max_member_mb * MIB, max_total_bytes=params.max_extract_mb * MIB,
+                         max_ratio=params.max_ratio)
+
+
+def _unpack(archive: Path, out: Path, label: str, limits: ExtractLimits) -> int:
     """Extract ``archive`` beside the output and move its images into ``out``; returns skipped count."""
     staging = out / ".extract"
-    extract_archive(archive, staging)
+    extract_archive(archive, staging, limits)
     skipped = _collect_images(_layout_root(staging, label), out, os.replace)
     shutil.rmtree(staging)
     return skipped
@@ -124,11 +130,27 @@ def _cache_path(url: str, downloads_dir: Path) -> Path:
     return downloads_dir / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
 
 
+def _discard_unpinned(archive: Path, sha256: str) -> None:
+    """Drop a cached archive that could not be used, unless ``download.sha256`` pins its bytes.
+
+    Without a pinned hash nothing says the server sent the right file, so the next run downloads
+    it again instead of failing on the same cached bytes; a pinned archive is the one asked for.
+    """
+    if not sha256:
+        archive.unlink(missing_ok=True)
+        log.warning("removed the unusable download %s; the next run fetches it again", archive)
+
+
 def _url(params: DownloadParams, seed: int, out: Path, downloads_dir: Path) -> dict:
     """Download (or reuse the archive cached in ``downloads_dir``), verify it, then extract its images."""
     archive = download_file(params.url, _cache_path(params.url, downloads_dir), params.sha256,
-                            params.retries, params.timeout_s)
-    skipped = _unpack(archive, out, params.url)
+                            params.retries, params.timeout_s, deadline_s=params.deadline_s)
+    try:
+        skipped = _unpack(archive, out, params.url, _limits(params))
+        _count(out)  # an archive without images in a domain is as unusable as a broken one
+    except DataError:
+        _discard_unpinned(archive, params.sha256)
+        raise
     return {"url": params.url, "archive_sha256": sha256_file(archive), "paintings_synthetic": False,
             "photo_sources": [params.url], "skipped_files": skipped}
 
@@ -144,7 +166,7 @@ def _local(params: DownloadParams, seed: int, out: Path, downloads_dir: Path) ->
             log.warning("download.sha256 is ignored: %s is a folder, not an archive", path)
         return {**provenance, "skipped_files": _collect_images(_layout_root(path, str(path)), out, shutil.copyfile)}
     digest = check_sha256(path, params.sha256, str(path))
-    return {**provenance, "archive_sha256": digest, "skipped_files": _unpack(path, out, str(path))}
+    return {**provenance, "archive_sha256": digest, "skipped_files": _unpack(path, out, str(path), _limits(params))}
 
 
 def dataset_hash(folder: Path) -> str:
@@ -171,12 +193,16 @@ def _count(folder: Path) -> dict[str, int]:
 # called as ``source(params, seed, out, downloads_dir)`` and ignores what it does not need.
 Source = Callable[[DownloadParams, int, Path, Path], dict]
 SOURCES: dict[str, Source] = {"embedded": _embedded, "url": _url, "local": _local}
+BeforeSwap = Callable[[Path, dict], None]  # (the built folder, the summary): record it before it goes in
 
 
-def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_dir: Path) -> dict:
+def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_dir: Path,
+                  before_swap: BeforeSwap | None = None) -> dict:
     """Build ``out_dir/{photos,paintings}`` and ``out_dir/manifest.json`` from the configured source.
 
-    The folder is built aside and swapped in whole, so a failure leaves the previous data set.
+    The folder is built aside and swapped in whole, so a failure leaves the previous data set;
+    ``before_swap(folder, summary)`` runs on the finished folder first (the stage logs it to
+    MLflow there, so a tracking failure leaves the previous data set too).
     ``params.source`` picks the source from :data:`SOURCES`. Downloaded archives are cached in
     ``downloads_dir``, outside the output; the stage script says where (the library has no default).
     The manifest records source, counts, a data set sha256 and provenance; the returned summary
@@ -192,6 +218,9 @@ def fetch_dataset(params: DownloadParams, seed: int, out_dir: Path, downloads_di
         counts = _count(tmp)
         manifest = {"source": params.source, "counts": counts, "dataset_sha256": dataset_hash(tmp), **provenance}
         write_json(tmp / RAW_MANIFEST, manifest)
+        summary = {key: manifest[key] for key in SUMMARY_KEYS if key in manifest}
+        if before_swap:
+            before_swap(tmp, summary)
     log.info("wrote %d photos and %d paintings to %s (sha256 %s)", counts["photos"], counts["paintings"],
              out_dir, manifest["dataset_sha256"][:12])
-    return {key: manifest[key] for key in SUMMARY_KEYS if key in manifest}
+    return summary
