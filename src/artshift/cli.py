@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import glob
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from artshift.errors import ArtShiftError, run_main
 from artshift.generator_io import MODEL_URI_SCHEMES
-from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
+from artshift.images import IMAGE_SUFFIXES, load_rgb, rgb_pixels, save_image
 from artshift.log import progress
 
 DEFAULT_MODEL = "models/generator.onnx"
@@ -50,20 +53,24 @@ def _output_path(out_dir: Path, relative: Path, fmt: str) -> Path:
     return target if fmt == "keep" else target.with_suffix(FORMAT_SUFFIXES[fmt])
 
 
-def _load_batches(jobs: list[tuple[Path, Path]], size: int, failed: list[Path]) -> Iterator[list]:
-    """Consecutive (source, target, image) triples of equal image size, at most ``size`` long."""
+def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable[[int, int], int],
+                  failed: list[Path]) -> Iterator[list]:
+    """Consecutive (target, pixels) pairs of equal image size that fit one tile, at most ``size``
+    long; an image that needs tiles comes alone. Unreadable inputs go to ``failed``."""
     batch: list = []
     for source, target in jobs:
         try:
-            image = load_rgb(source)
+            pixels = rgb_pixels(load_rgb(source))
         except ArtShiftError as exc:
             print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
             failed.append(source)
             continue
-        if batch and (len(batch) == size or batch[0][2].size != image.size):
+        height, width, _ = pixels.shape
+        joins = 0 < len(batch) < size and batch[0][1].shape == pixels.shape and tile_count(width, height) == 1
+        if batch and not joins:
             yield batch
             batch = []
-        batch.append((source, target, image))
+        batch.append((target, pixels))
     if batch:
         yield batch
 
@@ -85,9 +92,10 @@ def stylize_command(args: argparse.Namespace) -> None:
             jobs.append((source, target))
     done, failed = 0, []
     with progress(total=len(jobs), desc="stylize") as bar:
-        for batch in _load_batches(jobs, args.batch, failed):
-            for (_, target, _), result in zip(batch, stylizer.stylize_batch([image for _, _, image in batch])):
-                save_image(result, target)
+        for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
+            outputs = stylizer.run_pixels(np.stack([p for _, p in batch]) if len(batch) > 1 else batch[0][1][None])
+            for (target, _), result in zip(batch, outputs):
+                save_image(Image.fromarray(result), target)
             done += len(batch)
             bar.update(len(batch))
     print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable", file=sys.stderr)

@@ -10,14 +10,16 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from artshift.errors import ImageError, ImageTooLarge
 from artshift.files import atomic_path
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: stylize and serve never load it (~500 MB)
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 # Pillow formats behind those suffixes ("JPEG" also opens the multi-picture JPEGs of cameras).
@@ -124,6 +126,11 @@ def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
     return np.round((data - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
 
 
+def rgb_pixels(image: Image.Image) -> np.ndarray:
+    """A writable (H, W, 3) uint8 copy of an image's RGB pixels (what the Stylizer works on)."""
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"))
+
+
 def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
     """Scale the shorter side to ``size`` (Lanczos) and keep the centred ``size``×``size`` square.
 
@@ -141,12 +148,16 @@ def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """An image as a (3, H, W) float32 tensor in [-1, 1], the generator's input range."""
+    import torch
+
     pixels = np.asarray(to_rgb(image), dtype=np.float32)
     return torch.from_numpy(pixels).permute(2, 0, 1).div(127.5).sub(1.0).contiguous()
 
 
 def to_image(tensor: torch.Tensor) -> Image.Image:
     """The inverse of :func:`to_tensor`: a (3, H, W) tensor in [-1, 1] → RGB image (clamped, rounded)."""
+    import torch
+
     if tensor.dim() != 3 or tensor.shape[0] != 3:
         raise ValueError(f"to_image: expected a (3, H, W) tensor, got shape {tuple(tensor.shape)}")
     pixels = tensor.detach().float().cpu().add(1.0).mul(127.5).clamp(0, 255).round().to(torch.uint8)
