@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,17 +26,40 @@ DEFAULT_MODEL = "models/generator.onnx"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
 
 
-def _folder_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+Skipped = list[tuple[Path, str]]  # (path, why) of inputs that could not be used
 
 
-def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to --out) pairs from files, folders (recursive) and globs."""
+def _folder_images(folder: Path, skipped: Skipped) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted). Every path that looks like an input but
+    cannot be used (an unreadable subfolder, a broken link, a link to a folder) is added to
+    ``skipped``; files without an image suffix are ignored."""
+    images: list[Path] = []
+    unusable: Skipped = []
+
+    def unreadable(error: OSError) -> None:
+        unusable.append((Path(error.filename), f"cannot read folder ({error.strerror})"))
+
+    for root, folders, files in os.walk(folder, onerror=unreadable):
+        unusable += [(Path(root, name), "link to a folder, not followed (give it as an input to include it)")
+                     for name in folders if Path(root, name).is_symlink()]
+        for path in (Path(root, name) for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES):
+            if path.is_file():
+                images.append(path)
+            else:
+                unusable.append((path, f"broken link to {os.readlink(path)}" if path.is_symlink()
+                                 else "not a regular file"))
+    skipped += sorted(unusable)
+    return sorted(images)
+
+
+def collect_inputs(inputs: list[str], skipped: Skipped) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to --out) pairs from files, folders (recursive) and globs;
+    paths inside folders that cannot be used are added to ``skipped``."""
     pairs: list[tuple[Path, Path]] = []
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            pairs += [(p, p.relative_to(path)) for p in _folder_images(path)]
+            pairs += [(p, p.relative_to(path)) for p in _folder_images(path, skipped)]
         elif path.is_file():
             pairs.append((path, Path(path.name)))
         elif glob.has_magic(name):
@@ -53,8 +78,59 @@ def _output_path(out_dir: Path, relative: Path, fmt: str) -> Path:
     return target if fmt == "keep" else target.with_suffix(FORMAT_SUFFIXES[fmt])
 
 
+def _file_key(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, so links and different spellings compare equal."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def plan_outputs(pairs: list[tuple[Path, Path]], out_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs, each input once. Refuses (one line) an output that is one of the
+    inputs (even with --force) and two inputs that would write the same output."""
+    inputs = {_file_key(source): source for source, _ in pairs}
+    planned: dict[Path, Path] = {}  # resolved output → its input
+    jobs = []
+    for source, relative in pairs:
+        target = _output_path(out_dir, relative, fmt)
+        overwritten = inputs.get(_file_key(target)) if target.exists() else None
+        if overwritten is not None:
+            raise ArtShiftError(f"{target}: the output would overwrite the input {overwritten}; choose another --out")
+        other = planned.setdefault(target.resolve(), source)
+        if other == source:
+            jobs.append((source, target))
+        elif _file_key(other) != _file_key(source):
+            raise ArtShiftError(f"{target}: both {other} and {source} would be written there; "
+                                "stylize them into separate --out folders or rename one")
+    return list(dict.fromkeys(jobs))
+
+
+def check_output_folders(folders: set[Path]) -> None:
+    """Create each output folder and check that a file can be written in it, before any work:
+    a folder that is a file, or read-only, is one line naming it (exit code 2)."""
+    for folder in sorted(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(prefix=".artshift-probe-", dir=folder)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or type(exc).__name__
+            raise ArtShiftError(f"{folder}: cannot write to the output folder ({reason})") from None
+
+
+def _save(image: Image.Image, target: Path) -> None:
+    """:func:`save_image`, with a failure (a full disk) named by ``target``, not its temp file."""
+    try:
+        save_image(image, target)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+
+
 def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable[[int, int], int],
-                  failed: list[Path]) -> Iterator[list]:
+                  failed: Skipped) -> Iterator[list]:
     """Consecutive (target, pixels) pairs of equal image size that fit one tile, at most ``size``
     long; an image that needs tiles comes alone. Unreadable inputs go to ``failed``."""
     batch: list = []
@@ -63,7 +139,7 @@ def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable
             pixels = rgb_pixels(load_rgb(source))
         except ArtShiftError as exc:
             print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
-            failed.append(source)
+            failed.append((source, "unreadable"))
             continue
         height, width, _ = pixels.shape
         joins = 0 < len(batch) < size and batch[0][1].shape == pixels.shape and tile_count(width, height) == 1
@@ -75,33 +151,43 @@ def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable
         yield batch
 
 
-def stylize_command(args: argparse.Namespace) -> None:
-    """Repaint every input image into ``--out``: one output per input, same size, same format."""
-    from artshift.inference import Stylizer
-
-    pairs = collect_inputs(args.inputs)
-    stylizer = Stylizer(resolve_model(args.model), threads=args.threads, tile=args.tile)
-    print(f"running {args.model} on {stylizer.provider}", file=sys.stderr)
+def _plan(args: argparse.Namespace, skipped: Skipped) -> tuple[list[tuple[Path, Path]], int]:
+    """The (input, output) jobs to run and how many outputs exist already (kept without --force)."""
     jobs, existing = [], 0
-    for source, relative in pairs:
-        target = _output_path(Path(args.out), relative, args.format)
+    for source, target in plan_outputs(collect_inputs(args.inputs, skipped), Path(args.out), args.format):
         if target.exists() and not args.force:
             print(f"skip {source}: {target} exists (use --force to overwrite)", file=sys.stderr)
             existing += 1
         else:
             jobs.append((source, target))
+    check_output_folders({target.parent for _, target in jobs})
+    return jobs, existing
+
+
+def stylize_command(args: argparse.Namespace) -> None:
+    """Repaint every input image into ``--out``: one output per input, same size, same format."""
+    from artshift.inference import Stylizer
+
+    skipped: Skipped = []
+    jobs, existing = _plan(args, skipped)
+    for path, why in skipped:
+        print(f"skip: {path}: {why}", file=sys.stderr)
+    stylizer = Stylizer(resolve_model(args.model), threads=args.threads, tile=args.tile)
+    print(f"running {args.model} on {stylizer.provider}", file=sys.stderr)
     done, failed = 0, []
     with progress(total=len(jobs), desc="stylize") as bar:
         for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
             outputs = stylizer.run_pixels(np.stack([p for _, p in batch]) if len(batch) > 1 else batch[0][1][None])
             for (target, _), result in zip(batch, outputs):
-                save_image(Image.fromarray(result), target)
+                _save(Image.fromarray(result), target)
             done += len(batch)
             bar.update(len(batch))
-    print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable", file=sys.stderr)
-    if failed:
-        raise ArtShiftError(f"{len(failed)} input(s) could not be read: {', '.join(map(str, failed[:3]))}"
-                            + (" ..." if len(failed) > 3 else ""))
+    print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable, "
+          f"{len(skipped)} skipped", file=sys.stderr)
+    problems = [str(path) for path, _ in skipped + failed]
+    if problems:
+        raise ArtShiftError(f"{len(problems)} input(s) skipped or unreadable (see the skip lines): "
+                            f"{', '.join(problems[:3])}" + (" ..." if len(problems) > 3 else ""))
 
 
 def resolve_model(model: str) -> Path:
@@ -119,6 +205,7 @@ def sample_command(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise ArtShiftError(f"--n: must be >= 1, got {args.n}")
+    check_output_folders({Path(args.out)})
     sampler = Sampler(resolve_model(args.model), threads=args.threads)
     print(f"running {args.model} on {sampler.provider}", file=sys.stderr)
     targets = [Path(args.out) / f"sample_seed{args.seed}_{index:04d}.png" for index in range(args.n)]
@@ -126,7 +213,7 @@ def sample_command(args: argparse.Namespace) -> None:
     if existing and not args.force:
         raise ArtShiftError(f"{existing[0]}: exists ({len(existing)} of {args.n} outputs do); use --force to overwrite")
     for image, target in zip(progress(sampler.sample(args.n, args.seed), desc="sample", total=args.n), targets):
-        save_image(image, target)
+        _save(image, target)
     print(f"drew {args.n} painting(s) into {args.out}", file=sys.stderr)
 
 
