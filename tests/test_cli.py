@@ -199,3 +199,21 @@ def test_output_folder_that_is_a_file_or_read_only_is_exit_2_naming_it(photos, t
     assert capsys.readouterr().err.strip() == f"error: {out}: cannot write to the output folder (Permission denied)"
     assert main(["sample", "--n", "1", "--out", str(out), "--model", str(tiny_dcgan[1])]) == 2
     assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_serve_flags_set_the_request_limits(capsys):
+    from artshift.cli import build_parser, serve_limits
+    from artshift.images import SizeLimits
+    from artshift.limits import DEFAULT_LIMITS, Limits
+
+    parse = build_parser().parse_args
+    assert serve_limits(parse(["serve"])) == DEFAULT_LIMITS
+    flags = ["--max-body-mb", "1", "--max-megapixels", "2.5", "--max-side", "300", "--max-aspect", "3",
+             "--max-tiles", "4", "--time-budget", "5"]
+    assert serve_limits(parse(["serve", *flags])) == Limits(
+        max_body_bytes=2**20, size=SizeLimits(max_pixels=2_500_000, max_side=300, max_aspect=3.0), max_tiles=4,
+        time_budget_s=5.0)
+    for flag, value in (("--max-tiles", "0"), ("--time-budget", "-1"), ("--max-side", "big")):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(["serve", flag, value])
+        assert exit_info.value.code == 2 and f"argument {flag}: must be " in capsys.readouterr().err

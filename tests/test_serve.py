@@ -5,6 +5,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from artshift.images import SizeLimits
+from artshift.limits import Limits
 from artshift.serve import create_app
 
 
@@ -17,7 +19,7 @@ def _png(size=(48, 36), mode="RGB") -> bytes:
 
 @pytest.fixture(scope="module")
 def client(tiny_onnx):
-    return TestClient(create_app(tiny_onnx, max_body_bytes=200_000, max_pixels=1_000_000))
+    return TestClient(create_app(tiny_onnx, Limits(max_body_bytes=200_000, size=SizeLimits(max_pixels=1_000_000))))
 
 
 def test_healthz_and_page(client):
@@ -67,3 +69,52 @@ def test_body_limit_and_decompression_bomb(client):
 def test_bad_format_is_400(client):
     response = client.post("/v1/stylize?format=gif", content=_png())
     assert response.status_code == 400 and "format" in response.json()["error"]
+
+
+def _png_of(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def model_runs(monkeypatch):
+    """Counts the ONNX Runtime runs of every stylizer (the work a request costs)."""
+    from artshift.inference import OnnxGenerator
+
+    runs = []
+    real_run = OnnxGenerator._run
+    monkeypatch.setattr(OnnxGenerator, "_run", lambda self, inputs, release=False: runs.append(inputs.shape)
+                        or real_run(self, inputs, release))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def default_client(tiny_onnx):
+    return TestClient(create_app(tiny_onnx))
+
+
+@pytest.mark.parametrize(("image", "needle"), [
+    # 2 KB, 49.5 s of service time before
+    (Image.new("1", (4000, 4000)), "too large to stylise (4000x4000 takes 25 tiles of 1024 px, limit 20)"),
+    (Image.new("1", (100_000, 1)), "side too long (100000x1, limit 8192 px)"),  # 178 bytes: 9.2 s before
+    (Image.new("1", (300_000, 1)), "side too long (300000x1, limit 8192 px)"),  # 372 bytes: 43.5 s before
+    (Image.new("1", (8000, 900)), "too elongated (8000x900, aspect ratio 8.9, limit 8)"),
+])
+def test_tiny_uploads_of_huge_images_are_refused_before_any_work(default_client, model_runs, image, needle):
+    body = _png_of(image)
+    assert len(body) < 3000
+    response = default_client.post("/v1/stylize", content=body)
+    assert response.status_code == 413 and response.json()["error"] == f"upload: image {needle}"
+    assert model_runs == []
+
+
+def test_stylising_stops_at_the_time_budget(tiny_onnx, model_runs, monkeypatch):
+    client = TestClient(create_app(tiny_onnx, Limits(time_budget_s=2.5), tile=160))
+    clock = iter(range(100))
+    monkeypatch.setattr("artshift.serve.monotonic", lambda: next(clock))  # each look at the clock: 1 s later
+    response = client.post("/v1/stylize", content=_png((400, 200)))
+    assert response.status_code == 413
+    assert response.json()["error"] == ("upload: stylising took over the 2.5 s time budget (2 of 8 tiles done); "
+                                        "send a smaller image")
+    assert len(model_runs) == 2

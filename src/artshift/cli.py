@@ -19,7 +19,8 @@ from PIL import Image
 
 from artshift.errors import ArtShiftError, run_main
 from artshift.generator_io import MODEL_URI_SCHEMES
-from artshift.images import IMAGE_SUFFIXES, load_rgb, rgb_pixels, save_image
+from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
+from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import progress
 
 DEFAULT_MODEL = "models/generator.onnx"
@@ -217,12 +218,57 @@ def sample_command(args: argparse.Namespace) -> None:
     print(f"drew {args.n} painting(s) into {args.out}", file=sys.stderr)
 
 
+def serve_limits(args: argparse.Namespace) -> Limits:
+    """The per-request limits that ``artshift serve``'s flags ask for."""
+    return Limits(max_body_bytes=int(args.max_body_mb * 2**20),
+                  size=SizeLimits(max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side,
+                                  max_aspect=args.max_aspect),
+                  max_tiles=args.max_tiles, time_budget_s=args.time_budget)
+
+
 def serve_command(args: argparse.Namespace) -> None:
     """Serve the model over HTTP until interrupted."""
     from artshift.serve import serve
 
-    serve(resolve_model(args.model), args.host, args.port, max_body_bytes=int(args.max_body_mb * 2**20),
-          concurrency=args.concurrency, queue=args.queue, threads=args.threads)
+    serve(resolve_model(args.model), args.host, args.port, serve_limits(args), concurrency=args.concurrency,
+          queue=args.queue, threads=args.threads, tile=args.tile)
+
+
+def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: ``convert`` the text and require a value above 0 (exit 2 naming the flag)."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _add_tile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tile", type=positive(int), default=1024,
+                        help="images with a side above this are processed in overlapping tiles of this size "
+                             "(bounded memory; default %(default)s)")
+
+
+def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
+    """The flags bounding what one request may cost (413 beyond them), with :data:`DEFAULT_LIMITS`."""
+    limits = DEFAULT_LIMITS
+    serve.add_argument("--max-body-mb", type=positive(float), default=limits.max_body_bytes / 2**20,
+                       help="largest accepted upload in MiB (default %(default)g)")
+    serve.add_argument("--max-megapixels", type=positive(float), default=limits.size.max_pixels / 1e6,
+                       help="largest image in megapixels, checked before decoding (default %(default)g)")
+    serve.add_argument("--max-side", type=positive(int), default=limits.size.max_side,
+                       help="longest image side in pixels (default %(default)s)")
+    serve.add_argument("--max-aspect", type=positive(float), default=limits.size.max_aspect,
+                       help="largest ratio of long to short side (default %(default)g)")
+    serve.add_argument("--max-tiles", type=positive(int), default=limits.max_tiles,
+                       help="most model runs (tiles of --tile px) per image (default %(default)s)")
+    serve.add_argument("--time-budget", type=positive(float), default=limits.time_budget_s,
+                       help="seconds of stylising per image, checked before each tile (default %(default)g)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,8 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output format (default: keep each input's format)")
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
     stylize.add_argument("--batch", type=int, default=4, help="same-sized images run together (default 4)")
-    stylize.add_argument("--tile", type=int, default=1024,
-                         help="images larger than this are processed in overlapping tiles (bounded memory)")
+    _add_tile_argument(stylize)
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
 
@@ -259,10 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest accepted upload")
     serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time")
     serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
     serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    _add_tile_argument(serve)
+    _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)
     return parser
 

@@ -6,16 +6,19 @@
 - ``GET /``: a small page to upload a photo and see it before and after, side by side.
 
 The model is loaded once. At most ``concurrency`` images are stylised at a time, at most
-``queue`` more wait; beyond that the service answers 503 instead of piling up work. Bodies over
-``max_body_bytes`` get 413, non-images 415, decompression bombs 413 — never a 500. The
-service writes no files.
+``queue`` more wait; beyond that the service answers 503 instead of piling up work. What one
+request may cost is bounded by :class:`~artshift.limits.Limits`: its body (413), its image's
+pixels, side, aspect ratio and tiles, all checked before any work (413), and its stylising time
+(413 once over the budget); non-images get 415 — never a 500. The service writes no files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from pathlib import Path
+from time import monotonic
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +28,7 @@ from starlette.datastructures import UploadFile
 from artshift.errors import ImageError, ImageTooLarge
 from artshift.images import decode_rgb
 from artshift.inference import Stylizer
+from artshift.limits import DEFAULT_LIMITS, Limits
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 PAGE = (Path(__file__).parent / "page.html").read_text()
@@ -92,14 +96,31 @@ def _encode(image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurrency: int = 1, queue: int = 16,
-               threads: int = 0, max_pixels: int = 16_000_000) -> FastAPI:
+def _budget(limits: Limits) -> Callable[[int, int], None]:
+    """A ``before_tile`` check that stops a stylisation once it is over the time budget."""
+    deadline = monotonic() + limits.time_budget_s
+
+    def before_tile(done: int, total: int) -> None:
+        if monotonic() > deadline:
+            raise ImageTooLarge(f"upload: stylising took over the {limits.time_budget_s:g} s time budget "
+                                f"({done} of {total} tiles done); send a smaller image")
+
+    return before_tile
+
+
+def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurrency: int = 1, queue: int = 16,
+               threads: int = 0, tile: int = 1024) -> FastAPI:
     """The FastAPI app serving ``model_path`` (loaded now, once)."""
-    stylizer = Stylizer(model_path, threads=threads)
+    stylizer = Stylizer(model_path, threads=threads, tile=tile)
     gate = Gate(concurrency, queue)
 
     def process(body: bytes):
-        return stylizer.stylize(decode_rgb(body, "upload", max_pixels=max_pixels))
+        image = decode_rgb(body, "upload", limits.size)
+        tiles = stylizer.tile_count(*image.size)
+        if tiles > limits.max_tiles:
+            raise ImageTooLarge(f"upload: image too large to stylise ({image.width}x{image.height} takes {tiles} "
+                                f"tiles of {stylizer.tile} px, limit {limits.max_tiles})")
+        return stylizer.stylize(image, _budget(limits))
 
     app = FastAPI(title="ArtShift", version="1", docs_url="/docs")
 
@@ -115,7 +136,7 @@ def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurr
     async def stylize(request: Request, format: str = "png") -> Response:
         if format not in MEDIA_TYPES:
             return _error(400, f"format must be one of {sorted(MEDIA_TYPES)}, got {format!r}")
-        body = await _read_body(request, max_body_bytes)
+        body = await _read_body(request, limits.max_body_bytes)
         if isinstance(body, Response):
             return body
         if not body:
@@ -135,8 +156,8 @@ def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurr
     return app
 
 
-def serve(model_path: str | Path, host: str, port: int, **options: int) -> None:
+def serve(model_path: str | Path, host: str, port: int, limits: Limits = DEFAULT_LIMITS, **options: int) -> None:
     """Run the service with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(model_path, **options), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(model_path, limits, **options), host=host, port=port, log_level="info")
