@@ -209,10 +209,10 @@ def test_serve_flags_set_the_request_limits(capsys):
     parse = build_parser().parse_args
     assert serve_limits(parse(["serve"])) == DEFAULT_LIMITS
     flags = ["--max-body-mb", "1", "--max-megapixels", "2.5", "--max-side", "300", "--max-aspect", "3",
-             "--max-tiles", "4", "--time-budget", "5"]
+             "--max-tiles", "4", "--time-budget", "5", "--header-timeout", "6", "--body-timeout", "7"]
     assert serve_limits(parse(["serve", *flags])) == Limits(
         max_body_bytes=2**20, size=SizeLimits(max_pixels=2_500_000, max_side=300, max_aspect=3.0), max_tiles=4,
-        time_budget_s=5.0)
+        time_budget_s=5.0, header_timeout_s=6.0, body_timeout_s=7.0)
     for flag, value in (("--max-tiles", "0"), ("--time-budget", "-1"), ("--max-side", "big")):
         with pytest.raises(SystemExit) as exit_info:
             parse(["serve", flag, value])

@@ -1,5 +1,11 @@
+import asyncio
 import io
+import logging
+import os
+import socket
+import time
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -7,7 +13,7 @@ from PIL import Image
 
 from artshift.images import SizeLimits
 from artshift.limits import Limits
-from artshift.serve import create_app
+from artshift.serve import background_server, create_app
 
 
 def _png(size=(48, 36), mode="RGB") -> bytes:
@@ -118,3 +124,81 @@ def test_stylising_stops_at_the_time_budget(tiny_onnx, model_runs, monkeypatch):
     assert response.json()["error"] == ("upload: stylising took over the 2.5 s time budget (2 of 8 tiles done); "
                                         "send a smaller image")
     assert len(model_runs) == 2
+
+
+def test_multipart_over_1mb_is_parsed_in_memory(tiny_onnx, monkeypatch):
+    client = TestClient(create_app(tiny_onnx, Limits(max_body_bytes=4 * 2**20)))
+    big = _png((720, 720))
+    assert len(big) > 2**20  # starlette's form parser spools parts above 1 MB to a temporary file
+    created = []
+    real_open = os.open
+
+    def spy(path, flags, *args, **kwargs):
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            created.append(path)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    response = client.post("/v1/stylize", files={"note": (None, "hello"), "file": ("big.png", big, "image/png")})
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (720, 720)
+    assert created == []
+    assert client.post("/v1/stylize", files={"other": ("a.png", big, "image/png")}).json()["error"] == (
+        "multipart upload needs a 'file' field")
+    bad = client.post("/v1/stylize", content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data"})
+    assert bad.status_code == 400 and "boundary" in bad.json()["error"]
+
+
+def test_a_client_that_disconnects_mid_upload_is_one_log_line(tiny_onnx):
+    app = create_app(tiny_onnx)
+    messages = [{"type": "http.request", "body": _png()[:100], "more_body": True}, {"type": "http.disconnect"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/stylize", "raw_path": b"/v1/stylize", "root_path": "", "query_string": b"",
+             "headers": [(b"content-type", b"image/png")], "client": ("10.0.0.7", 5555), "server": ("test", 80)}
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("artshift.serve")
+    logger.addHandler(handler)
+    try:
+        asyncio.run(app(scope, receive, send))  # raised ClientDisconnect (a traceback per client) before
+    finally:
+        logger.removeHandler(handler)
+    assert [r.getMessage() for r in records] == [
+        "upload from 10.0.0.7:5555 abandoned: client disconnected after 100 bytes"]
+
+
+def _raw_exchange(url: str, data: bytes, wait_s: float) -> tuple[bytes, float]:
+    """Send ``data`` on a fresh connection and read until the server closes it (or ``wait_s``)."""
+    host, port = url.removeprefix("http://").split(":")
+    began = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=wait_s) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(4096):
+                received += chunk
+        except TimeoutError:
+            return received + b"<still open>", time.monotonic() - began
+    return received, time.monotonic() - began
+
+
+def test_slow_headers_and_bodies_are_cut_off(tiny_onnx):
+    limits = Limits(header_timeout_s=0.5, body_timeout_s=0.5)
+    with background_server(create_app(tiny_onnx, limits), limits) as url:
+        received, seconds = _raw_exchange(url, b"POST /v1/stylize HTTP/1.1\r\nHost: x\r\n", wait_s=10)
+        assert received == b"" and seconds < 5  # closed: the headers never completed
+        received, seconds = _raw_exchange(url, b"", wait_s=10)
+        assert received == b"" and seconds < 5  # connected, sent nothing
+        head = b"POST /v1/stylize HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 5000\r\n\r\n"
+        received, seconds = _raw_exchange(url, head + _png()[:100], wait_s=10)
+        assert received.startswith(b"HTTP/1.1 408 ") and b"not complete within 0.5 s" in received and seconds < 5
+        with httpx.Client(base_url=url, trust_env=False) as client:  # a normal client is unaffected
+            assert client.post("/v1/stylize", content=_png()).status_code == 200

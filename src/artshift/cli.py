@@ -223,7 +223,8 @@ def serve_limits(args: argparse.Namespace) -> Limits:
     return Limits(max_body_bytes=int(args.max_body_mb * 2**20),
                   size=SizeLimits(max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side,
                                   max_aspect=args.max_aspect),
-                  max_tiles=args.max_tiles, time_budget_s=args.time_budget)
+                  max_tiles=args.max_tiles, time_budget_s=args.time_budget,
+                  header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
 
 
 def serve_command(args: argparse.Namespace) -> None:
@@ -269,6 +270,10 @@ def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
                        help="most model runs (tiles of --tile px) per image (default %(default)s)")
     serve.add_argument("--time-budget", type=positive(float), default=limits.time_budget_s,
                        help="seconds of stylising per image, checked before each tile (default %(default)g)")
+    serve.add_argument("--header-timeout", type=positive(float), default=limits.header_timeout_s,
+                       help="seconds a client has to send complete request headers (default %(default)g)")
+    serve.add_argument("--body-timeout", type=positive(float), default=limits.body_timeout_s,
+                       help="seconds a client has to send the whole request body (default %(default)g)")
 
 
 def build_parser() -> argparse.ArgumentParser:

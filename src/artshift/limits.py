@@ -21,6 +21,8 @@ class Limits:
     size: SizeLimits = field(default_factory=lambda: SizeLimits(max_pixels=16_000_000, max_side=8192, max_aspect=8.0))
     max_tiles: int = 20  # model runs per image: a 4000×3000 photo takes 20 tiles of 1024 px
     time_budget_s: float = 60.0  # stylising time of one image, checked before each tile
+    header_timeout_s: float = 10.0  # from connecting (or the previous response) to complete headers
+    body_timeout_s: float = 60.0  # from the headers to the whole body
 
 
 DEFAULT_LIMITS = Limits()
