@@ -1,9 +1,10 @@
 """Load test of the HTTP service: N concurrent clients posting a 256x256 PNG to /v1/stylize.
 
-    python benchmarks/serve_load.py --seconds 60 --clients 32 --concurrency 1 --queue 64
+    python benchmarks/serve_load.py --seconds 60 --clients 32 --concurrency 1 --queue 16
 
-Starts the real app (:func:`artshift.serve.create_app`) with uvicorn in a background thread on
-127.0.0.1 (a free port, bound here and handed to uvicorn), waits for it, sends one warm-up
+Starts the real app (:func:`artshift.serve.create_app`, with ``artshift serve``'s defaults unless
+told otherwise) under uvicorn with the service's own protocol (:func:`artshift.serve.background_server`:
+a daemon thread, 127.0.0.1, a free port), waits for it, sends one warm-up
 request, then runs ``--clients`` asyncio clients (httpx.AsyncClient) in a closed loop for
 ``--seconds``: each client posts, waits for the answer, posts again. No request starts after
 the deadline; those in flight are awaited (each has a ``--timeout``), then the server stops.
@@ -20,20 +21,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import socket
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import httpx
 import numpy as np
-import uvicorn
 from PIL import Image
 
-from artshift.serve import create_app
+from artshift.serve import background_server, create_app
 
-HOST = "127.0.0.1"  # loopback only, on purpose: this tool never targets another machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,40 +43,6 @@ def test_png(size: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-class BackgroundServer:
-    """uvicorn running ``app`` in a daemon thread on a socket bound to 127.0.0.1:<free port>."""
-
-    def __init__(self, app, startup_timeout: float = 60.0):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((HOST, 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                backlog=2048, timeout_keep_alive=30)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       name="uvicorn", daemon=True)
-        self.startup_timeout = startup_timeout
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def __enter__(self) -> BackgroundServer:
-        self.thread.start()
-        deadline = time.monotonic() + self.startup_timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
 
 
 async def client(http: httpx.AsyncClient, body: bytes, deadline: float,
@@ -126,8 +89,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long clients keep sending (default 60)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--size", type=int, default=256, help="side of the posted PNG")
-    parser.add_argument("--concurrency", type=int, default=1, help="create_app: images stylised at a time")
-    parser.add_argument("--queue", type=int, default=64, help="create_app: requests allowed to wait")
+    parser.add_argument("--concurrency", type=int, default=1, help="create_app: images stylised at a time (default 1, "
+                        "as artshift serve)")
+    parser.add_argument("--queue", type=int, default=16, help="create_app: requests allowed to wait (default 16, "
+                        "as artshift serve)")
     parser.add_argument("--threads", type=int, default=0, help="create_app: ORT intra-op threads (0 = ORT default)")
     parser.add_argument("--timeout", type=float, default=120.0, help="client timeout per request, seconds")
     args = parser.parse_args()
@@ -136,8 +101,9 @@ def main() -> None:
 
     app = create_app(args.model, concurrency=args.concurrency, queue=args.queue, threads=args.threads)
     body = test_png(args.size)
-    with BackgroundServer(app) as server:
-        result = asyncio.run(run_load(server.url, body, args.clients, args.seconds, args.timeout))
+    # Loopback only, on purpose: this tool never targets another machine.
+    with background_server(app, access_log=False, backlog=2048, timeout_keep_alive=30) as url:
+        result = asyncio.run(run_load(url, body, args.clients, args.seconds, args.timeout))
 
     latencies = np.array(result["latencies"])
     statuses, exceptions = result["statuses"], result["exceptions"]
@@ -146,7 +112,7 @@ def main() -> None:
     other = {code: n for code, n in sorted(statuses.items()) if code not in (200, 503)}
     print(f"model {args.model.name} (provider {result['provider']}), {args.size}x{args.size} PNG "
           f"({len(body)} bytes), {args.clients} clients, {args.seconds:g} s, concurrency {args.concurrency}, "
-          f"queue {args.queue}, threads {args.threads}, server {server.url}")
+          f"queue {args.queue}, threads {args.threads}, server {url}")
     print(f"requests      : {sum(statuses.values()) + sum(exceptions.values())} "
           f"({ok} ok) in {result['wall']:.1f} s (includes draining in-flight requests)")
     print(f"throughput    : {ok / result['wall']:.2f} req/s")

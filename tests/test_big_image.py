@@ -1,29 +1,88 @@
-"""A 4000×3000 photo goes through in tiles with bounded memory (measured in a fresh process)."""
+"""A 4000×3000 photo through the real ``artshift stylize`` at its default tile size stays under
+the memory bound the README states (peak RSS of that one process, from ``wait4``).
 
+The generator has the default run's widths (ngf 32), which set the memory of a tile; one residual
+block instead of six keeps the test fast (the blocks run at a quarter of the resolution, one after
+the other, and reuse the same buffers).
+"""
+
+import os
 import subprocess
 import sys
 
+import pytest
+import torch
 from PIL import Image
 
-PEAK_RSS_LIMIT_MB = 1500
-
-SCRIPT = """
-import resource, sys
-from PIL import Image
-from artshift.inference import Stylizer
-stylizer = Stylizer(sys.argv[1], providers=["CPUExecutionProvider"], threads=2, tile=512, overlap=32)
-out = stylizer.stylize(Image.open(sys.argv[2]).convert("RGB"))
-out.save(sys.argv[3])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
-"""
+PEAK_RSS_LIMIT_MB = 1500  # README, "Repainting photos"
 
 
-def test_4000x3000_in_tiles_under_memory_bound(tiny_onnx, tmp_path):
+@pytest.fixture(scope="module")
+def default_width_onnx(tmp_path_factory):
+    from artshift.export import export_generator
+    from artshift.models.networks import ResnetGenerator, init_weights
+
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=32, n_blocks=1)
+    init_weights(generator, gain=0.2)
+    path = tmp_path_factory.mktemp("model") / "generator.onnx"
+    export_generator(generator, path, opset=18)
+    return path
+
+
+def peak_rss_mb(command: list[str], log) -> tuple[int, float]:
+    """Run ``command``; its exit code and peak resident memory (MB), its alone."""
+    with open(log, "w") as stderr:
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
+                                 env={**os.environ, "ARTSHIFT_NO_PROGRESS": "1"})
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, usage.ru_maxrss / 1024
+
+
+def test_4000x3000_through_the_cli_under_the_stated_bound(default_width_onnx, tmp_path):
     photo = tmp_path / "big.jpg"
     Image.linear_gradient("L").resize((4000, 3000)).convert("RGB").save(photo, quality=80)
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_onnx), str(photo), str(tmp_path / "out.png")],
+    code, peak_mb = peak_rss_mb([sys.executable, "-m", "artshift.cli", "stylize", str(photo), "--out",
+                                 str(tmp_path / "out"), "--model", str(default_width_onnx)], tmp_path / "log")
+    assert code == 0, (tmp_path / "log").read_text()[-2000:]
+    assert peak_mb < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_mb:.0f} MB"
+    assert Image.open(tmp_path / "out" / "big.jpg").size == (4000, 3000)
+
+
+RELEASE_SCRIPT = """
+import os, sys
+from PIL import Image
+from artshift.inference import Stylizer
+
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+stylizer = Stylizer(sys.argv[1], providers=["CPUExecutionProvider"], threads=2)
+stylizer.stylize(Image.new("RGB", (64, 64)))  # small images keep their (small) arena
+before = rss_mb()
+for _ in range(2):
+    stylizer.stylize(Image.new("RGB", (1024, 1024)))
+after_two = rss_mb()
+
+def stop_after_one_tile(done, total):
+    if done == 1:
+        raise TimeoutError  # as the service's time budget stops a request
+try:
+    stylizer.stylize(Image.new("RGB", (2000, 1024)), stop_after_one_tile)
+except TimeoutError:
+    print(before, after_two, rss_mb())
+"""
+# What stays after big images: ONNX Runtime's per-thread work buffers (~0.2 GB for a 1024 px
+# tile of the default width), not its whole arena (+0.86 GB kept here before the fix).
+RETAINED_LIMIT_MB = 300
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident size from /proc")
+def test_memory_of_big_images_is_given_back(default_width_onnx):
+    result = subprocess.run([sys.executable, "-c", RELEASE_SCRIPT, str(default_width_onnx)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    peak_mb = int(result.stdout.split()[-1])
-    assert peak_mb < PEAK_RSS_LIMIT_MB, f"peak RSS {peak_mb} MB"
-    assert Image.open(tmp_path / "out.png").size == (4000, 3000)
+    before, after_two, after_stopped = map(float, result.stdout.split())
+    assert after_two - before < RETAINED_LIMIT_MB, f"{before:.0f} MB before two 1024 px images, {after_two:.0f} after"
+    assert after_stopped - before < RETAINED_LIMIT_MB, f"{after_stopped:.0f} MB after an image stopped half-way"

@@ -8,17 +8,13 @@ browser downloads are never used. Without Chromium or Playwright the tests skip,
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
-from artshift.serve import create_app
+from artshift.serve import background_server, create_app
 
 CHROMIUM = Path(os.environ.get("ARTSHIFT_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -56,37 +52,8 @@ def start_playwright():
 @pytest.fixture(scope="module")
 def base_url(tiny_onnx):
     """The real service under uvicorn on a free local port, in a background thread."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # bound here and handed over: no race for the port
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app=create_app(tiny_onnx), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    with httpx.Client(trust_env=False, timeout=2) as client:
-        while True:
-            try:
-                if client.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                sock.close()
-                pytest.fail(f"the service did not answer {url}/healthz", pytrace=False)
-            time.sleep(0.05)
-    try:
+    with background_server(create_app(tiny_onnx)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        sock.close()
-        assert not thread.is_alive(), "uvicorn did not shut down"
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,8 @@
+import errno
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -122,3 +127,102 @@ def test_batch_below_one_is_refused_with_exit_2(photos, tmp_path, tiny_onnx, cap
     assert excinfo.value.code == 2
     assert "argument --batch: must be" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _stylize(*args: str, model) -> int:
+    return main(["stylize", *map(str, args), "--model", str(model)])
+
+
+def test_two_inputs_with_one_output_name_are_refused(tmp_path, tiny_onnx, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / "in" / folder).mkdir(parents=True)
+        Image.new("RGB", (20, 20), (9, 9, 9)).save(tmp_path / "in" / folder / "pic.jpg")
+    first, second, out = tmp_path / "in/a/pic.jpg", tmp_path / "in/b/pic.jpg", tmp_path / "o"
+    assert _stylize(first, second, "--out", out, model=tiny_onnx) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {out / 'pic.jpg'}: both {first} and {second} would be written there; "
+                   "stylize them into separate --out folders or rename one")
+    assert not out.exists()
+    Image.new("RGB", (20, 20)).save(tmp_path / "in/a/pic.png")  # --format jpeg maps pic.png onto pic.jpg too
+    assert _stylize(tmp_path / "in/a", "--out", out, "--format", "jpeg", model=tiny_onnx) == 2
+    assert "would be written there" in capsys.readouterr().err
+    assert _stylize(first, first, str(first).replace("/a/", "/a/./"), "--out", out, model=tiny_onnx) == 0
+    assert "stylized 1 image(s)" in capsys.readouterr().err  # the same file three times: one output
+
+
+def test_an_output_that_is_an_input_is_refused_even_with_force(photos, tiny_onnx, capsys):
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    assert _stylize(photos, "--out", photos, "--force", model=tiny_onnx) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {photos / 'a.png'}: the output would overwrite the input "
+                                               f"{photos / 'a.png'}; choose another --out")
+    Image.new("RGB", (20, 20)).save(photos / "a.jpg")  # a.png → a.jpg, which is another input
+    assert _stylize(photos / "a.png", photos / "a.jpg", "--out", photos, "--format", "jpeg", "--force",
+                    model=tiny_onnx) == 2
+    assert "overwrite the input" in capsys.readouterr().err
+    assert all(path.read_bytes() == data for path, data in before.items())
+
+
+def test_unreadable_folders_and_broken_links_are_reported(photos, tmp_path, tiny_onnx, capsys, monkeypatch):
+    locked = photos / "locked"
+    locked.mkdir()
+    Image.new("RGB", (20, 20)).save(locked / "hidden.png")
+    (photos / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (photos / "linked").symlink_to(photos / "sub")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # root reads any folder, so deny this one the way the kernel would
+        if Path(path) == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = tmp_path / "out"
+    assert _stylize(photos, "--out", out, model=tiny_onnx) == 2
+    err = capsys.readouterr().err
+    assert f"skip: {locked}: cannot read folder (Permission denied)\n" in err
+    assert f"skip: {photos / 'gone.jpg'}: broken link to {tmp_path / 'deleted.jpg'}\n" in err
+    assert f"skip: {photos / 'linked'}: link to a folder, not followed" in err
+    assert "stylized 2 image(s)" in err and "0 unreadable, 3 skipped" in err
+    assert err.strip().splitlines()[-1].startswith("error: 3 input(s) skipped or unreadable")
+    assert (out / "a.png").is_file() and (out / "sub" / "b.jpg").is_file()
+
+
+def test_output_folder_that_is_a_file_or_read_only_is_exit_2_naming_it(photos, tmp_path, tiny_onnx, tiny_dcgan,
+                                                                       capsys, monkeypatch):
+    out = tmp_path / "out"
+    out.write_text("a file, not a folder")
+    assert _stylize(photos / "a.png", "--out", out, model=tiny_onnx) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {out}: cannot write to the output folder (it is a file)"
+    out.unlink()
+    out.mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):  # as a read-only folder answers (root may write anywhere)
+        if Path(dir) == out:
+            raise PermissionError(errno.EACCES, "Permission denied", str(out / ".a.png.x1y2.tmp"))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    assert _stylize(photos / "a.png", "--out", out, model=tiny_onnx) == 2
+    assert capsys.readouterr().err.strip() == f"error: {out}: cannot write to the output folder (Permission denied)"
+    assert main(["sample", "--n", "1", "--out", str(out), "--model", str(tiny_dcgan[1])]) == 2
+    assert "cannot write to the output folder" in capsys.readouterr().err
+
+
+def test_serve_flags_set_the_request_limits(capsys):
+    from artshift.cli import build_parser, serve_limits
+    from artshift.images import SizeLimits
+    from artshift.limits import DEFAULT_LIMITS, Limits
+
+    parse = build_parser().parse_args
+    assert serve_limits(parse(["serve"])) == DEFAULT_LIMITS
+    flags = ["--max-body-mb", "1", "--max-megapixels", "2.5", "--max-side", "300", "--max-aspect", "3",
+             "--max-tiles", "4", "--time-budget", "5", "--header-timeout", "6", "--body-timeout", "7"]
+    assert serve_limits(parse(["serve", *flags])) == Limits(
+        max_body_bytes=2**20, size=SizeLimits(max_pixels=2_500_000, max_side=300, max_aspect=3.0), max_tiles=4,
+        time_budget_s=5.0, header_timeout_s=6.0, body_timeout_s=7.0)
+    for flag, value in (("--max-tiles", "0"), ("--time-budget", "-1"), ("--max-side", "big")):
+        with pytest.raises(SystemExit) as exit_info:
+            parse(["serve", flag, value])
+        assert exit_info.value.code == 2 and f"argument {flag}: must be " in capsys.readouterr().err

@@ -1,4 +1,5 @@
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -8,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from artshift.errors import ImageError
-from artshift.images import decode_rgb, load_rgb, resize_and_crop, save_image, to_image, to_rgb, to_tensor
+from artshift.errors import ImageError, ImageTooLarge
+from artshift.images import SizeLimits, decode_rgb, load_rgb, resize_and_crop, save_image, to_image, to_rgb, to_tensor
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -230,8 +231,17 @@ def test_decompression_bomb_is_refused_before_decoding(side):
 def test_explicit_pixel_limit():
     data = encoded(Image.new("RGB", (20, 20)), "PNG")
     with pytest.raises(ImageError, match="limit 399"):
-        decode_rgb(data, max_pixels=399)
-    assert decode_rgb(data, max_pixels=400).size == (20, 20)
+        decode_rgb(data, limits=SizeLimits(max_pixels=399))
+    assert decode_rgb(data, limits=SizeLimits(max_pixels=400)).size == (20, 20)
+
+
+@pytest.mark.parametrize(("size", "needle"), [((100_000, 1), "side too long (100000x1, limit 8192 px)"),
+                                              ((4000, 400), "too elongated (4000x400, aspect ratio 10.0, limit 8)")])
+def test_side_and_aspect_limits_are_checked_before_decoding(size, needle):
+    limits = SizeLimits(max_pixels=16_000_000, max_side=8192, max_aspect=8)
+    with pytest.raises(ImageTooLarge, match=re.escape(f"upload: image {needle}")):
+        decode_rgb(png_header(*size), "upload", limits)  # a header only: decoding would fail
+    assert decode_rgb(encoded(Image.new("1", (800, 100)), "PNG"), "upload", limits).size == (800, 100)
 
 
 def test_decode_rgb_names_the_upload_in_errors():

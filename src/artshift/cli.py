@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from artshift.errors import ArtShiftError, run_main
 from artshift.generator_io import MODEL_URI_SCHEMES
-from artshift.images import IMAGE_SUFFIXES, load_rgb, save_image
+from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
+from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import progress
 from artshift.runs import add_runs_parser
 
@@ -33,17 +39,40 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _folder_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+Skipped = list[tuple[Path, str]]  # (path, why) of inputs that could not be used
 
 
-def collect_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
-    """(input file, output path relative to --out) pairs from files, folders (recursive) and globs."""
+def _folder_images(folder: Path, skipped: Skipped) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted). Every path that looks like an input but
+    cannot be used (an unreadable subfolder, a broken link, a link to a folder) is added to
+    ``skipped``; files without an image suffix are ignored."""
+    images: list[Path] = []
+    unusable: Skipped = []
+
+    def unreadable(error: OSError) -> None:
+        unusable.append((Path(error.filename), f"cannot read folder ({error.strerror})"))
+
+    for root, folders, files in os.walk(folder, onerror=unreadable):
+        unusable += [(Path(root, name), "link to a folder, not followed (give it as an input to include it)")
+                     for name in folders if Path(root, name).is_symlink()]
+        for path in (Path(root, name) for name in files if Path(name).suffix.lower() in IMAGE_SUFFIXES):
+            if path.is_file():
+                images.append(path)
+            else:
+                unusable.append((path, f"broken link to {os.readlink(path)}" if path.is_symlink()
+                                 else "not a regular file"))
+    skipped += sorted(unusable)
+    return sorted(images)
+
+
+def collect_inputs(inputs: list[str], skipped: Skipped) -> list[tuple[Path, Path]]:
+    """(input file, output path relative to --out) pairs from files, folders (recursive) and globs;
+    paths inside folders that cannot be used are added to ``skipped``."""
     pairs: list[tuple[Path, Path]] = []
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            pairs += [(p, p.relative_to(path)) for p in _folder_images(path)]
+            pairs += [(p, p.relative_to(path)) for p in _folder_images(path, skipped)]
         elif path.is_file():
             pairs.append((path, Path(path.name)))
         elif glob.has_magic(name):
@@ -62,50 +91,116 @@ def _output_path(out_dir: Path, relative: Path, fmt: str) -> Path:
     return target if fmt == "keep" else target.with_suffix(FORMAT_SUFFIXES[fmt])
 
 
-def _load_batches(jobs: list[tuple[Path, Path]], size: int, failed: list[Path]) -> Iterator[list]:
-    """Consecutive (source, target, image) triples of equal image size, at most ``size`` long."""
+def _file_key(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of an existing file, so links and different spellings compare equal."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def plan_outputs(pairs: list[tuple[Path, Path]], out_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs, each input once. Refuses (one line) an output that is one of the
+    inputs (even with --force) and two inputs that would write the same output."""
+    inputs = {_file_key(source): source for source, _ in pairs}
+    planned: dict[Path, Path] = {}  # resolved output → its input
+    jobs = []
+    for source, relative in pairs:
+        target = _output_path(out_dir, relative, fmt)
+        overwritten = inputs.get(_file_key(target)) if target.exists() else None
+        if overwritten is not None:
+            raise ArtShiftError(f"{target}: the output would overwrite the input {overwritten}; choose another --out")
+        other = planned.setdefault(target.resolve(), source)
+        if other == source:
+            jobs.append((source, target))
+        elif _file_key(other) != _file_key(source):
+            raise ArtShiftError(f"{target}: both {other} and {source} would be written there; "
+                                "stylize them into separate --out folders or rename one")
+    return list(dict.fromkeys(jobs))
+
+
+def check_output_folders(folders: set[Path]) -> None:
+    """Create each output folder and check that a file can be written in it, before any work:
+    a folder that is a file, or read-only, is one line naming it (exit code 2)."""
+    for folder in sorted(folders):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, probe = tempfile.mkstemp(prefix=".artshift-probe-", dir=folder)
+            os.close(handle)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = "it is a file" if isinstance(exc, FileExistsError) else exc.strerror or type(exc).__name__
+            raise ArtShiftError(f"{folder}: cannot write to the output folder ({reason})") from None
+
+
+def _save(image: Image.Image, target: Path) -> None:
+    """:func:`save_image`, with a failure (a full disk) named by ``target``, not its temp file."""
+    try:
+        save_image(image, target)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+
+
+def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable[[int, int], int],
+                  failed: Skipped) -> Iterator[list]:
+    """Consecutive (target, pixels) pairs of equal image size that fit one tile, at most ``size``
+    long; an image that needs tiles comes alone. Unreadable inputs go to ``failed``."""
     batch: list = []
     for source, target in jobs:
         try:
-            image = load_rgb(source)
+            pixels = rgb_pixels(load_rgb(source))
         except ArtShiftError as exc:
             print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
-            failed.append(source)
+            failed.append((source, "unreadable"))
             continue
-        if batch and (len(batch) == size or batch[0][2].size != image.size):
+        height, width, _ = pixels.shape
+        joins = 0 < len(batch) < size and batch[0][1].shape == pixels.shape and tile_count(width, height) == 1
+        if batch and not joins:
             yield batch
             batch = []
-        batch.append((source, target, image))
+        batch.append((target, pixels))
     if batch:
         yield batch
+
+
+def _plan(args: argparse.Namespace, skipped: Skipped) -> tuple[list[tuple[Path, Path]], int]:
+    """The (input, output) jobs to run and how many outputs exist already (kept without --force)."""
+    jobs, existing = [], 0
+    for source, target in plan_outputs(collect_inputs(args.inputs, skipped), Path(args.out), args.format):
+        if target.exists() and not args.force:
+            print(f"skip {source}: {target} exists (use --force to overwrite)", file=sys.stderr)
+            existing += 1
+        else:
+            jobs.append((source, target))
+    check_output_folders({target.parent for _, target in jobs})
+    return jobs, existing
 
 
 def stylize_command(args: argparse.Namespace) -> None:
     """Repaint every input image into ``--out``: one output per input, same size, same format."""
     from artshift.inference import Stylizer
 
-    pairs = collect_inputs(args.inputs)
+    skipped: Skipped = []
+    jobs, existing = _plan(args, skipped)
+    for path, why in skipped:
+        print(f"skip: {path}: {why}", file=sys.stderr)
     stylizer = Stylizer(resolve_model(args.model), threads=args.threads, tile=args.tile)
     print(f"running {args.model} on {stylizer.provider}", file=sys.stderr)
-    jobs, existing = [], 0
-    for source, relative in pairs:
-        target = _output_path(Path(args.out), relative, args.format)
-        if target.exists() and not args.force:
-            print(f"skip {source}: {target} exists (use --force to overwrite)", file=sys.stderr)
-            existing += 1
-        else:
-            jobs.append((source, target))
     done, failed = 0, []
     with progress(total=len(jobs), desc="stylize") as bar:
-        for batch in _load_batches(jobs, args.batch, failed):
-            for (_, target, _), result in zip(batch, stylizer.stylize_batch([image for _, _, image in batch])):
-                save_image(result, target)
+        for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
+            outputs = stylizer.run_pixels(np.stack([p for _, p in batch]) if len(batch) > 1 else batch[0][1][None])
+            for (target, _), result in zip(batch, outputs):
+                _save(Image.fromarray(result), target)
             done += len(batch)
             bar.update(len(batch))
-    print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable", file=sys.stderr)
-    if failed:
-        raise ArtShiftError(f"{len(failed)} input(s) could not be read: {', '.join(map(str, failed[:3]))}"
-                            + (" ..." if len(failed) > 3 else ""))
+    print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable, "
+          f"{len(skipped)} skipped", file=sys.stderr)
+    problems = [str(path) for path, _ in skipped + failed]
+    if problems:
+        raise ArtShiftError(f"{len(problems)} input(s) skipped or unreadable (see the skip lines): "
+                            f"{', '.join(problems[:3])}" + (" ..." if len(problems) > 3 else ""))
 
 
 def resolve_model(model: str) -> Path:
@@ -123,6 +218,7 @@ def sample_command(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise ArtShiftError(f"--n: must be >= 1, got {args.n}")
+    check_output_folders({Path(args.out)})
     sampler = Sampler(resolve_model(args.model), threads=args.threads)
     print(f"running {args.model} on {sampler.provider}", file=sys.stderr)
     targets = [Path(args.out) / f"sample_seed{args.seed}_{index:04d}.png" for index in range(args.n)]
@@ -130,16 +226,66 @@ def sample_command(args: argparse.Namespace) -> None:
     if existing and not args.force:
         raise ArtShiftError(f"{existing[0]}: exists ({len(existing)} of {args.n} outputs do); use --force to overwrite")
     for image, target in zip(progress(sampler.sample(args.n, args.seed), desc="sample", total=args.n), targets):
-        save_image(image, target)
+        _save(image, target)
     print(f"drew {args.n} painting(s) into {args.out}", file=sys.stderr)
+
+
+def serve_limits(args: argparse.Namespace) -> Limits:
+    """The per-request limits that ``artshift serve``'s flags ask for."""
+    return Limits(max_body_bytes=int(args.max_body_mb * 2**20),
+                  size=SizeLimits(max_pixels=int(args.max_megapixels * 1e6), max_side=args.max_side,
+                                  max_aspect=args.max_aspect),
+                  max_tiles=args.max_tiles, time_budget_s=args.time_budget,
+                  header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout)
 
 
 def serve_command(args: argparse.Namespace) -> None:
     """Serve the model over HTTP until interrupted."""
     from artshift.serve import serve
 
-    serve(resolve_model(args.model), args.host, args.port, max_body_bytes=int(args.max_body_mb * 2**20),
-          concurrency=args.concurrency, queue=args.queue, threads=args.threads)
+    serve(resolve_model(args.model), args.host, args.port, serve_limits(args), concurrency=args.concurrency,
+          queue=args.queue, threads=args.threads, tile=args.tile)
+
+
+def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
+    """An argparse type: ``convert`` the text and require a value above 0 (exit 2 naming the flag)."""
+    def parse(text: str) -> float:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _add_tile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tile", type=positive(int), default=1024,
+                        help="images with a side above this are processed in overlapping tiles of this size "
+                             "(bounded memory; default %(default)s)")
+
+
+def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
+    """The flags bounding what one request may cost (413 beyond them), with :data:`DEFAULT_LIMITS`."""
+    limits = DEFAULT_LIMITS
+    serve.add_argument("--max-body-mb", type=positive(float), default=limits.max_body_bytes / 2**20,
+                       help="largest accepted upload in MiB (default %(default)g)")
+    serve.add_argument("--max-megapixels", type=positive(float), default=limits.size.max_pixels / 1e6,
+                       help="largest image in megapixels, checked before decoding (default %(default)g)")
+    serve.add_argument("--max-side", type=positive(int), default=limits.size.max_side,
+                       help="longest image side in pixels (default %(default)s)")
+    serve.add_argument("--max-aspect", type=positive(float), default=limits.size.max_aspect,
+                       help="largest ratio of long to short side (default %(default)g)")
+    serve.add_argument("--max-tiles", type=positive(int), default=limits.max_tiles,
+                       help="most model runs (tiles of --tile px) per image (default %(default)s)")
+    serve.add_argument("--time-budget", type=positive(float), default=limits.time_budget_s,
+                       help="seconds of stylising per image, checked before each tile (default %(default)g)")
+    serve.add_argument("--header-timeout", type=positive(float), default=limits.header_timeout_s,
+                       help="seconds a client has to send complete request headers (default %(default)g)")
+    serve.add_argument("--body-timeout", type=positive(float), default=limits.body_timeout_s,
+                       help="seconds a client has to send the whole request body (default %(default)g)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output format (default: keep each input's format)")
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
     stylize.add_argument("--batch", type=positive_int, default=4, help="same-sized images run together (default 4)")
-    stylize.add_argument("--tile", type=int, default=1024,
-                         help="images larger than this are processed in overlapping tiles (bounded memory)")
+    _add_tile_argument(stylize)
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
 
@@ -176,10 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-body-mb", type=float, default=20.0, help="largest accepted upload")
     serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time")
     serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
     serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    _add_tile_argument(serve)
+    _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)
     add_runs_parser(commands)
     return parser

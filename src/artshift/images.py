@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from artshift.errors import ImageError, ImageTooLarge
 from artshift.files import atomic_path
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: stylize and serve never load it (~500 MB)
+    import torch
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 # Pillow formats behind those suffixes ("JPEG" also opens the multi-picture JPEGs of cameras).
@@ -31,26 +34,47 @@ _WHITE = (255, 255, 255, 255)
 _PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
 
 
-def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+@dataclass(frozen=True)
+class SizeLimits:
+    """The largest image accepted, checked on the header before any pixel is decoded: its
+    pixel count (decompression bombs), its longest side and its aspect ratio (long / short side)."""
+
+    max_pixels: int = MAX_PIXELS
+    max_side: int | None = None
+    max_aspect: float | None = None
+
+    def check(self, width: int, height: int, name: str) -> None:
+        """Raise :class:`ImageTooLarge` ("<name>: <reason and limit>") when a limit is exceeded."""
+        if width * height > self.max_pixels:
+            raise ImageTooLarge(f"{name}: image too large ({width}x{height} = {width * height} pixels, "
+                                f"limit {self.max_pixels}), refusing a possible decompression bomb")
+        if self.max_side and max(width, height) > self.max_side:
+            raise ImageTooLarge(f"{name}: image side too long ({width}x{height}, limit {self.max_side} px)")
+        if self.max_aspect and max(width, height) > self.max_aspect * min(width, height):
+            raise ImageTooLarge(f"{name}: image too elongated ({width}x{height}, aspect ratio "
+                                f"{max(width, height) / min(width, height):.1f}, limit {self.max_aspect:g})")
+
+
+def load_rgb(path: str | Path, limits: SizeLimits = SizeLimits()) -> Image.Image:
     """Decode the image file at ``path`` into an upright 8-bit RGB image.
 
     Raises :class:`ImageError` ("<path>: <reason>") for a missing, unreadable, truncated,
-    empty or non-image file and for images above ``max_pixels`` (decompression bombs).
+    empty or non-image file and :class:`ImageTooLarge` for images beyond ``limits``.
     """
     try:
         handle = open(path, "rb")  # noqa: SIM115 - only the open() call's OSError means "cannot read"
     except OSError as exc:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or type(exc).__name__})") from None
     with handle:
-        return _decode(handle, str(path), max_pixels)
+        return _decode(handle, str(path), limits)
 
 
-def decode_rgb(data: bytes, name: str = "<bytes>", max_pixels: int = MAX_PIXELS) -> Image.Image:
+def decode_rgb(data: bytes, name: str = "<bytes>", limits: SizeLimits = SizeLimits()) -> Image.Image:
     """Like :func:`load_rgb` for an in-memory file (an upload); ``name`` labels the errors."""
-    return _decode(io.BytesIO(data), name, max_pixels)
+    return _decode(io.BytesIO(data), name, limits)
 
 
-def _decode(handle: BinaryIO, name: str, max_pixels: int) -> Image.Image:
+def _decode(handle: BinaryIO, name: str, limits: SizeLimits) -> Image.Image:
     """Open, size-check, fully load and orient one image, then convert it to RGB."""
     if not handle.read(1):
         raise ImageError(f"{name}: empty file")
@@ -60,7 +84,7 @@ def _decode(handle: BinaryIO, name: str, max_pixels: int) -> Image.Image:
             # Pillow only warns between its own limit and twice it; treat both as a bomb.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(handle, formats=DECODE_FORMATS) as image:
-                _check_size(image, name, max_pixels)
+                _check_size(image, name, limits)
                 image.load()  # decode everything now, so truncated data fails here
                 upright = ImageOps.exif_transpose(image)
     except ImageError:
@@ -74,14 +98,12 @@ def _decode(handle: BinaryIO, name: str, max_pixels: int) -> Image.Image:
     return to_rgb(upright)
 
 
-def _check_size(image: Image.Image, name: str, max_pixels: int) -> None:
-    """Refuse empty images and images above ``max_pixels``, before any pixel is decoded."""
+def _check_size(image: Image.Image, name: str, limits: SizeLimits) -> None:
+    """Refuse empty images and images beyond ``limits``, before any pixel is decoded."""
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageError(f"{name}: image has zero size ({width}x{height})")
-    if width * height > max_pixels:
-        raise ImageTooLarge(f"{name}: image too large ({width}x{height} = {width * height} pixels, "
-                         f"limit {max_pixels}), refusing a possible decompression bomb")
+    limits.check(width, height, name)
 
 
 def _describe_failure(exc: Exception) -> str:
@@ -124,6 +146,11 @@ def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
     return np.round((data - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
 
 
+def rgb_pixels(image: Image.Image) -> np.ndarray:
+    """A writable (H, W, 3) uint8 copy of an image's RGB pixels (what the Stylizer works on)."""
+    return np.array(image if image.mode == "RGB" else image.convert("RGB"))
+
+
 def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
     """Scale the shorter side to ``size`` (Lanczos) and keep the centred ``size``×``size`` square.
 
@@ -141,12 +168,16 @@ def resize_and_crop(image: Image.Image, size: int) -> Image.Image:
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
     """An image as a (3, H, W) float32 tensor in [-1, 1], the generator's input range."""
+    import torch
+
     pixels = np.asarray(to_rgb(image), dtype=np.float32)
     return torch.from_numpy(pixels).permute(2, 0, 1).div(127.5).sub(1.0).contiguous()
 
 
 def to_image(tensor: torch.Tensor) -> Image.Image:
     """The inverse of :func:`to_tensor`: a (3, H, W) tensor in [-1, 1] → RGB image (clamped, rounded)."""
+    import torch
+
     if tensor.dim() != 3 or tensor.shape[0] != 3:
         raise ValueError(f"to_image: expected a (3, H, W) tensor, got shape {tuple(tensor.shape)}")
     pixels = tensor.detach().float().cpu().add(1.0).mul(127.5).clamp(0, 255).round().to(torch.uint8)

@@ -6,28 +6,44 @@
 - ``GET /``: a small page to upload a photo and see it before and after, side by side.
 
 The model is loaded once. At most ``concurrency`` images are stylised at a time, at most
-``queue`` more wait; beyond that the service answers 503 instead of piling up work. Bodies over
-``max_body_bytes`` get 413, non-images 415, decompression bombs 413 — never a 500. The
-service writes no files.
+``queue`` more wait; beyond that the service answers 503 instead of piling up work. What one
+request may cost is bounded by :class:`Limits`: its body (413), its image's pixels, side,
+aspect ratio and tiles, all checked before any work (413), and its stylising time (413 once
+over the budget); non-images get 415 — never a 500. Request headers and bodies that arrive
+too slowly are cut off (the connection closed; 408). The service writes no files: uploads,
+multipart ones included, are parsed in memory within the body limit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from time import monotonic
 
+import h11
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.datastructures import UploadFile
+from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from artshift.errors import ImageError, ImageTooLarge
 from artshift.images import decode_rgb
 from artshift.inference import Stylizer
+from artshift.limits import DEFAULT_LIMITS, Limits
+from artshift.log import get_logger
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 PAGE = (Path(__file__).parent / "page.html").read_text()
+log = get_logger(__name__)
 
 
 class _Full(Exception):
@@ -53,37 +69,87 @@ class Gate:
         self.admitted -= 1
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, close: bool = False) -> JSONResponse:
+    """A JSON error; ``close`` ends the connection after it (the client may still be sending)."""
+    return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"} if close else None)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | JSONResponse:
-    """The upload's bytes (raw body or multipart ``file``), or a 413 beyond ``limit``."""
+async def _read_body(request: Request, limits: Limits) -> bytes | Response:
+    """The upload's bytes (raw body or multipart ``file``), or the error response: 413 beyond the
+    size limit, 408 when the body takes longer than the body timeout."""
+    limit = limits.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        return _error(413, f"request body over the {limit} byte limit")
+        return _error(413, f"request body over the {limit} byte limit", close=True)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return _error(413, f"request body over the {limit} byte limit")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    return _error(413, f"request body over the {limit} byte limit", close=True)
+                chunks.append(chunk)
+    except TimeoutError:
+        log.info(f"upload from {_client(request)} cut off: body not complete within {limits.body_timeout_s:g} s")
+        return _error(408, f"request body not complete within {limits.body_timeout_s:g} s", close=True)
+    except ClientDisconnect:
+        log.info(f"upload from {_client(request)} abandoned: client disconnected after {size} bytes")
+        return _error(400, "client disconnected during the upload")
     body = b"".join(chunks)
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await _multipart_file(request, body)
-    return body
+    content_type = request.headers.get("content-type", "")
+    return _multipart_file(content_type, body) if content_type.startswith("multipart/form-data") else body
 
 
-async def _multipart_file(request: Request, body: bytes) -> bytes | JSONResponse:
-    # Re-parse the already size-checked body; the upload's file name is ignored.
-    async def replay() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "a client"
 
-    form = await Request(request.scope, replay).form()
-    upload = form.get("file")
-    if not isinstance(upload, UploadFile):
-        return _error(400, "multipart upload needs a 'file' field")
-    return await upload.read()
+
+class _FormParts:
+    """python-multipart callbacks that keep each part's headers and data in memory."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[dict[bytes, bytes], bytearray]] = []
+        self._name, self._value = b"", b""
+
+    def on_part_begin(self) -> None:
+        self.parts.append(({}, bytearray()))
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.parts[-1][0][self._name.lower()] = self._value
+        self._name, self._value = b"", b""
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self.parts[-1][1].extend(data[start:end])
+
+    def field(self, name: bytes) -> bytes | None:
+        """The data of the part named ``name`` (its Content-Disposition), if there is one."""
+        for headers, data in self.parts:
+            if parse_options_header(headers.get(b"content-disposition", b""))[1].get(b"name") == name:
+                return bytes(data)
+        return None
+
+
+def _multipart_file(content_type: str, body: bytes) -> bytes | Response:
+    """The ``file`` field of a multipart body, parsed in memory (the upload's file name is ignored)."""
+    boundary = parse_options_header(content_type)[1].get(b"boundary")
+    if not boundary:
+        return _error(400, "multipart upload without a boundary")
+    form = _FormParts()
+    callbacks = ("on_part_begin", "on_header_field", "on_header_value", "on_header_end", "on_part_data")
+    parser = MultipartParser(boundary, {name: getattr(form, name) for name in callbacks})
+    try:
+        parser.write(body)
+        parser.finalize()
+    except MultipartParseError as exc:
+        return _error(400, f"malformed multipart upload ({exc})")
+    upload = form.field(b"file")
+    return _error(400, "multipart upload needs a 'file' field") if upload is None else upload
 
 
 def _encode(image, fmt: str) -> bytes:
@@ -92,14 +158,31 @@ def _encode(image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurrency: int = 1, queue: int = 16,
-               threads: int = 0, max_pixels: int = 16_000_000) -> FastAPI:
+def _budget(limits: Limits) -> Callable[[int, int], None]:
+    """A ``before_tile`` check that stops a stylisation once it is over the time budget."""
+    deadline = monotonic() + limits.time_budget_s
+
+    def before_tile(done: int, total: int) -> None:
+        if monotonic() > deadline:
+            raise ImageTooLarge(f"upload: stylising took over the {limits.time_budget_s:g} s time budget "
+                                f"({done} of {total} tiles done); send a smaller image")
+
+    return before_tile
+
+
+def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurrency: int = 1, queue: int = 16,
+               threads: int = 0, tile: int = 1024) -> FastAPI:
     """The FastAPI app serving ``model_path`` (loaded now, once)."""
-    stylizer = Stylizer(model_path, threads=threads)
+    stylizer = Stylizer(model_path, threads=threads, tile=tile)
     gate = Gate(concurrency, queue)
 
     def process(body: bytes):
-        return stylizer.stylize(decode_rgb(body, "upload", max_pixels=max_pixels))
+        image = decode_rgb(body, "upload", limits.size)
+        tiles = stylizer.tile_count(*image.size)
+        if tiles > limits.max_tiles:
+            raise ImageTooLarge(f"upload: image too large to stylise ({image.width}x{image.height} takes {tiles} "
+                                f"tiles of {stylizer.tile} px, limit {limits.max_tiles})")
+        return stylizer.stylize(image, _budget(limits))
 
     app = FastAPI(title="ArtShift", version="1", docs_url="/docs")
 
@@ -115,7 +198,7 @@ def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurr
     async def stylize(request: Request, format: str = "png") -> Response:
         if format not in MEDIA_TYPES:
             return _error(400, f"format must be one of {sorted(MEDIA_TYPES)}, got {format!r}")
-        body = await _read_body(request, max_body_bytes)
+        body = await _read_body(request, limits)
         if isinstance(body, Response):
             return body
         if not body:
@@ -135,8 +218,84 @@ def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurr
     return app
 
 
-def serve(model_path: str | Path, host: str, port: int, **options: int) -> None:
-    """Run the service with uvicorn until interrupted."""
-    import uvicorn
+class HeaderDeadlineH11(H11Protocol):
+    """uvicorn's h11 protocol, plus a deadline for each request's headers.
 
-    uvicorn.run(create_app(model_path, **options), host=host, port=port, log_level="info")
+    uvicorn times out idle keep-alive connections only; a client that connects and sends its
+    headers slowly (or not at all) holds a connection forever. Here the headers must be complete
+    within ``header_timeout`` seconds of connecting or of the previous response; otherwise the
+    connection is closed.
+    """
+
+    header_timeout = DEFAULT_LIMITS.header_timeout_s
+
+    def connection_made(self, transport) -> None:  # noqa: ANN001 - asyncio's transport
+        super().connection_made(transport)
+        self.header_timer: asyncio.TimerHandle | None = None
+        self._watch_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_headers()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch_headers()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _watch_headers(self) -> None:
+        """Arm the deadline while a request's headers are awaited, cancel it once they are in."""
+        if self.conn.their_state is not h11.IDLE:
+            self._cancel_header_timer()
+        elif self.header_timer is None:
+            self.header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _cancel_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self.header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info(f"closed a connection from {self.client[0] if self.client else 'a client'}: "
+                     f"no complete request headers within {self.header_timeout:g} s")
+            self.transport.close()
+
+
+def uvicorn_server(app: FastAPI, limits: Limits = DEFAULT_LIMITS, **options) -> uvicorn.Server:
+    """A uvicorn server for ``app`` with the header deadline of ``limits`` (``options`` go to
+    ``uvicorn.Config``: host, port, log_level...)."""
+    protocol = type("HeaderDeadline", (HeaderDeadlineH11,), {"header_timeout": limits.header_timeout_s})
+    return uvicorn.Server(uvicorn.Config(app, http=protocol, **options))
+
+
+@contextlib.contextmanager
+def background_server(app: FastAPI, limits: Limits = DEFAULT_LIMITS, **options) -> Iterator[str]:
+    """Run ``app`` in a daemon thread on 127.0.0.1 at a free port (bound here, so no race for
+    it) for tests and benchmarks; yields its base URL and stops it on exit."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn_server(app, limits, lifespan="off", **{"log_level": "warning", **options})
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+def serve(model_path: str | Path, host: str, port: int, limits: Limits = DEFAULT_LIMITS, **options: int) -> None:
+    """Run the service with uvicorn until interrupted."""
+    uvicorn_server(create_app(model_path, limits, **options), limits, host=host, port=port, log_level="info").run()
