@@ -28,17 +28,6 @@ DEFAULT_MODEL = "models/generator.onnx"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
 
 
-def positive_int(text: str) -> int:
-    """argparse type for counts that must be at least 1 (``--batch``): a bad value exits 2 naming it."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 Skipped = list[tuple[Path, str]]  # (path, why) of inputs that could not be used
 
 
@@ -301,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--format", choices=["keep", *FORMAT_SUFFIXES], default="keep",
                          help="output format (default: keep each input's format)")
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    stylize.add_argument("--batch", type=positive_int, default=4, help="same-sized images run together (default 4)")
+    stylize.add_argument("--batch", type=positive(int), default=4, help="same-sized images run together (default 4)")
     _add_tile_argument(stylize)
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
