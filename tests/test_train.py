@@ -33,7 +33,7 @@ def test_writes_generator_and_keeps_last_checkpoints(data_dir, tmp_path):
     assert all(np.isfinite(v) for v in result.losses.values())
     assert [p.name for p in checkpoint.list_steps(out / "checkpoints")] == ["step_0000004.pt", "step_0000006.pt"]
     generator, record = checkpoint.load_generator(out / "generator.pt")
-    assert record["arch"] == {"ngf": 8, "n_blocks": 2} and record["step"] == 6
+    assert record["arch"] == {"ngf": 8, "n_blocks": 2, "antialias": True} and record["step"] == 6
     assert generator(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
 
