@@ -10,18 +10,23 @@ os.environ.setdefault("ARTSHIFT_NO_PROGRESS", "1")
 torch.set_num_threads(2)
 
 
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory):
-    """A small random generator exported to ONNX: fast enough for CLI tests."""
+def export_random_generator(folder, ngf: int):
+    """A seeded random one-block ResnetGenerator of width ``ngf``, exported to ``folder/generator.onnx``."""
     from artshift.export import export_generator
     from artshift.models.networks import ResnetGenerator, init_weights
 
     torch.manual_seed(0)
-    generator = ResnetGenerator(ngf=8, n_blocks=1)
+    generator = ResnetGenerator(ngf=ngf, n_blocks=1)
     init_weights(generator, gain=0.2)
-    path = tmp_path_factory.mktemp("model") / "generator.onnx"
+    path = folder / "generator.onnx"
     export_generator(generator, path, opset=18)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory):
+    """A small random generator exported to ONNX: fast enough for CLI tests."""
+    return export_random_generator(tmp_path_factory.mktemp("model"), ngf=8)
 
 
 @pytest.fixture(scope="session")

@@ -11,23 +11,16 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from PIL import Image
+
+from conftest import export_random_generator
 
 PEAK_RSS_LIMIT_MB = 1500  # README, "Repainting photos"
 
 
 @pytest.fixture(scope="module")
 def default_width_onnx(tmp_path_factory):
-    from artshift.export import export_generator
-    from artshift.models.networks import ResnetGenerator, init_weights
-
-    torch.manual_seed(0)
-    generator = ResnetGenerator(ngf=32, n_blocks=1)
-    init_weights(generator, gain=0.2)
-    path = tmp_path_factory.mktemp("model") / "generator.onnx"
-    export_generator(generator, path, opset=18)
-    return path
+    return export_random_generator(tmp_path_factory.mktemp("model"), ngf=32)
 
 
 def peak_rss_mb(command: list[str], log) -> tuple[int, float]:
