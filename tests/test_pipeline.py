@@ -110,7 +110,7 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(project):
     assert [m.step for m in client.get_metric_history(run_id, "loss/d_total")] == [2, 4]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     assert run.data.tags["git_commit"] == head
-    assert len(run.data.tags["dataset_manifest_sha256"]) == 64
+    assert len(run.data.tags["dataset_sha256"]) == 64
     artifacts = {a.path for folder in ("samples", "eval", "onnx") for a in client.list_artifacts(run_id, folder)}
     assert {"samples/step_0000002.png", "eval/eval_grid.png", "eval/eval.json", "onnx/generator.onnx",
             "onnx/generator.int8.onnx"} <= artifacts

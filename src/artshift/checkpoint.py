@@ -1,5 +1,9 @@
 """The one checkpoint format: a dict saved with ``torch.save``, written atomically.
 
+The bytes depend on the contents alone: ``torch.save`` names the zip archive's root folder after
+the file it writes to, so it writes to memory (root ``archive``) and the bytes go to disk through
+the atomic writer; writing straight to its random temporary name made every save differ.
+
 Two kinds share it (``kind`` key): ``train`` checkpoints carry everything needed to resume
 (networks, optimisers, RNG states, step); the ``generator`` file carries just what inference,
 evaluation and export need (architecture + weights).
@@ -7,6 +11,7 @@ evaluation and export need (architecture + weights).
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -14,7 +19,7 @@ import torch
 from torch import nn
 
 from artshift.errors import ArtShiftError
-from artshift.files import save_with
+from artshift.files import write_bytes
 from artshift.log import get_logger
 from artshift.models.networks import GENERATORS
 
@@ -23,8 +28,10 @@ log = get_logger("checkpoint")
 
 
 def save(obj: dict, path: str | Path) -> None:
-    """Save a checkpoint dict atomically (temp file + rename)."""
-    save_with(path, lambda tmp: torch.save(obj, tmp))
+    """Save a checkpoint dict atomically (temp file + rename); equal dicts give equal bytes."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(path, buffer.getvalue())
 
 
 def load(path: str | Path, kind: str) -> dict:

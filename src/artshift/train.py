@@ -161,6 +161,20 @@ class TrainState:
         random.setstate(rng["python"])
 
 
+def dataset_hash(data_dir: Path) -> str:
+    """sha256 over every file of the processed data set (relative path and bytes, in path order).
+
+    It changes whenever the training data does: other images, another ``preprocess.load_size``,
+    another split. (``manifest.csv`` alone does not: it lists the raw images.)
+    """
+    digest = hashlib.sha256()
+    data_dir = Path(data_dir)
+    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(data_dir).as_posix()}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def config_fingerprint(params: Params, dataset_hash: str) -> str:
     """Hash of everything that shapes the weights: a checkpoint resumes only a matching run."""
     train_cfg = params.train.model_dump(exclude=_BOOKKEEPING_KEYS)
