@@ -35,3 +35,14 @@ def test_dataset_hash_changes_with_the_processed_data_not_with_a_rebuild(tmp_pat
     assert hashes["a"] == hashes["again"] != hashes["small"]
     # The manifest lists the raw images, so it cannot tell the two sizes apart.
     assert sha256_file(tmp_path / "a" / PROCESSED_MANIFEST) == sha256_file(tmp_path / "small" / PROCESSED_MANIFEST)
+
+
+def test_equal_generators_export_to_equal_onnx_bytes(tmp_path):
+    from artshift.export import export_generator
+    from artshift.models.networks import ResnetGenerator
+
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=4, n_blocks=1)
+    for name in ("a.onnx", "b.onnx"):
+        export_generator(generator, tmp_path / name, opset=18, metadata={"method": "cut"})
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
