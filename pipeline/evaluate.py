@@ -31,7 +31,7 @@ def main() -> None:
         run.log_metrics(tracked_metrics(report))
         run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
         run.log_artifact(EVAL_JSON, "eval")
-        run.log_artifact(GRID_PNG, "eval")
+        run.log_image(grid, key="eval_grid", step=record["step"])
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main() -> None:
         tracking.save_run_ref(run, RUN_REF)
         result = train(params, PROCESSED_DIR, CHECKPOINT_DIR, GENERATOR, dataset_hash=data_hash, run=run,
                        loss_csv=LOSS_CSV)
-        write_json(TRAIN_JSON, {"method": params.train.method, "steps": result.steps,
+        write_json(TRAIN_JSON, {"mlflow_run_id": run.run_id, "method": params.train.method, "steps": result.steps,
                                 "resumed_from": result.resumed_from,
                                 "seconds_per_1k_steps": 1000 * result.seconds_per_step,
                                 "final_losses": result.losses})

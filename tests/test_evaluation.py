@@ -35,7 +35,7 @@ def test_report_has_every_method_and_metric_and_reuses_reference_cache(data_dir,
         assert np.isfinite(list(report[name].values())).all()
     assert report["identity"]["content"] == pytest.approx(1.0)
     assert report["reinhard"]["content"] < 1.0
-    assert grid.size == (3 * 32 + 4 * 2, 4 * 32 + 5 * 2)  # photo | Reinhard | model, 4 rows
+    assert grid.size == (3 * 32 + 4 * 2, 16 + 4 * 32 + 5 * 2)  # labels photo | Reinhard | model above 4 rows
     assert CountingExtractor.calls == 4  # paintings + three candidate sets
     again, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert CountingExtractor.calls == 7  # the paintings' features came from the cache

@@ -34,6 +34,7 @@ log = get_logger("evaluate")
 CANDIDATES = ("model", "identity", "reinhard")  # the image sets scored, each a key of the report
 LAB_BATCH = 256  # training paintings read at a time for the Reinhard baseline's colour statistics
 GRID_ROWS = 8
+GRID_LABELS = ["photo", "Reinhard", "model"]  # drawn over the grid's columns
 GRID_SAMPLES = 16
 
 
@@ -100,7 +101,8 @@ def evaluate(generator: torch.nn.Module, data_dir: Path, extractor: FeatureExtra
         log.info(describe(name, report[name]))
     if from_noise:
         return report, tile(candidates["model"][:GRID_SAMPLES])
-    grid = side_by_side([photos[:GRID_ROWS], candidates["reinhard"][:GRID_ROWS], candidates["model"][:GRID_ROWS]])
+    grid = side_by_side([photos[:GRID_ROWS], candidates["reinhard"][:GRID_ROWS], candidates["model"][:GRID_ROWS]],
+                        labels=GRID_LABELS)
     return report, grid
 
 
