@@ -249,6 +249,16 @@ def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, see
     return load_folder(photos_dir, limit=count, crop_size=crop_size).numpy()
 
 
+def input_example(calibration: np.ndarray, takes: GeneratorInput, side: int = 32) -> np.ndarray:
+    """A small input for the logged model's example: the first calibration photo scaled down to
+    ``side`` × ``side`` (a few KB of JSON, not a megabyte), or the first noise vector, rounded to
+    3 decimals."""
+    first = torch.from_numpy(calibration[:1])
+    if takes is GeneratorInput.PHOTO:
+        first = F.interpolate(first, size=(side, side), mode="area")
+    return first.numpy().round(3)
+
+
 def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: int, calibration: np.ndarray,
                     metadata: dict[str, str], parity_atol: float, seed: int) -> dict[str, dict[str, float]]:
     """Write every variant of :data:`VARIANTS` to ``paths[variant]`` and check each against PyTorch.

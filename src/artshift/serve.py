@@ -2,7 +2,7 @@
 
 - ``POST /v1/stylize``: an image as the request body (or a multipart ``file`` field) → the
   stylised image, PNG by default or JPEG with ``?format=jpeg``.
-- ``GET /healthz``: liveness plus the model and execution provider.
+- ``GET /healthz``: liveness plus the model (its registry version and MLflow run) and execution provider.
 - ``GET /``: a small page to upload a photo and see it before and after, side by side.
 
 The model is loaded once. At most ``concurrency`` images are stylised at a time, at most
@@ -23,11 +23,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from artshift.errors import ImageError, ImageTooLarge
+from artshift.generator_io import ModelRef
 from artshift.images import decode_rgb
 from artshift.inference import Stylizer
+from artshift.log import get_logger
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 PAGE = (Path(__file__).parent / "page.html").read_text()
+log = get_logger("serve")
 
 
 class _Full(Exception):
@@ -93,9 +96,12 @@ def _encode(image, fmt: str) -> bytes:
 
 
 def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurrency: int = 1, queue: int = 16,
-               threads: int = 0, max_pixels: int = 16_000_000) -> FastAPI:
-    """The FastAPI app serving ``model_path`` (loaded now, once)."""
+               threads: int = 0, max_pixels: int = 16_000_000, model_ref: ModelRef | None = None) -> FastAPI:
+    """The FastAPI app serving ``model_path`` (loaded now, once); ``model_ref`` says where it came
+    from (an MLflow registry version) for ``/healthz`` and the start-up line."""
     stylizer = Stylizer(model_path, threads=threads)
+    loaded = model_ref or ModelRef(Path(model_path), Path(model_path).name)
+    log.info("serving %s on %s", loaded.describe(stylizer.metadata), stylizer.provider)
     gate = Gate(concurrency, queue)
 
     def process(body: bytes):
@@ -109,7 +115,8 @@ def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurr
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "model": Path(model_path).name, "provider": stylizer.provider}
+        return {"status": "ok", "model": loaded.name, "version": loaded.version,
+                "run_id": loaded.run(stylizer.metadata), "provider": stylizer.provider}
 
     @app.post("/v1/stylize")
     async def stylize(request: Request, format: str = "png") -> Response:
@@ -135,7 +142,7 @@ def create_app(model_path: str | Path, max_body_bytes: int = 20 * 2**20, concurr
     return app
 
 
-def serve(model_path: str | Path, host: str, port: int, **options: int) -> None:
+def serve(model_path: str | Path, host: str, port: int, **options: int | ModelRef) -> None:
     """Run the service with uvicorn until interrupted."""
     import uvicorn
 

@@ -25,14 +25,12 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import mlflow  # noqa: E402  (telemetry must be off before the import)
-from mlflow.entities import Experiment, Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Experiment, Metric, Param, RunTag  # noqa: E402  (telemetry is off before the import)
 from mlflow.tracking import MlflowClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from artshift.errors import ArtShiftError  # noqa: E402
 from artshift.files import write_json  # noqa: E402
-from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput  # noqa: E402
 
 MODEL_EXPERIMENT = "artshift"
 DATA_EXPERIMENT = "artshift-data"
@@ -242,39 +240,3 @@ def data_run(stage: str) -> Run:
     client = MlflowClient(tracking_uri())
     run = client.create_run(_experiment_id(DATA_EXPERIMENT), run_name=stage, tags={"stage": stage, **source_tags()})
     return Run(run.info.run_id)
-
-
-def log_onnx_model(run: Run, onnx_path: str | Path, input_example, takes: GeneratorInput) -> str:
-    """Log the ONNX file with the ``mlflow.onnx`` flavour (signature + input example) into the run,
-    and register it under the name for generators that take ``takes`` (:data:`REGISTERED_NAMES`);
-    returns the registered version."""
-    import mlflow.onnx
-    import onnx
-    import onnxruntime as ort
-    from mlflow.models import infer_signature
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    output = session.run(None, {session.get_inputs()[0].name: input_example})[0]
-    mlflow.set_tracking_uri(tracking_uri())
-    with mlflow.start_run(run_id=run.run_id):
-        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
-                                     signature=infer_signature(input_example, output),
-                                     input_example=input_example, registered_model_name=REGISTERED_NAMES[takes])
-    return str(info.registered_model_version or "")
-
-
-def resolve_model(model: str) -> Path:
-    """A local ONNX path for ``model``: a file path as is, or an MLflow URI such as
-    ``models:/artshift/latest`` downloaded from the tracking store."""
-    if not model.startswith(MODEL_URI_SCHEMES):
-        return Path(model)
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
-    except Exception as exc:  # MLflow raises several types for unknown names, versions and runs
-        raise ArtShiftError(f"{model}: cannot load from the MLflow store {tracking_uri()} "
-                            f"({str(exc).splitlines()[0]})") from None
-    found = [local] if local.is_file() else sorted(local.rglob("*.onnx"))
-    if not found:
-        raise ArtShiftError(f"{model}: no .onnx file in the logged model")
-    return found[0]
