@@ -91,7 +91,7 @@ def test_evaluation_scores_centre_crops_at_the_training_size(data_dir, tmp_path)
     extractor = FeatureExtractor(random_state_dict(0), "inception-v3-random-init (test)")
     cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4, device="cpu")
     report, grid = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=16)
-    assert grid.size == (3 * 16 + 4 * 2, 4 * 16 + 5 * 2)  # 16 px centre crops of the 32 px test images
+    assert grid.size == (3 * 16 + 4 * 2, 16 + 4 * 16 + 5 * 2)  # 16 px centre crops of the 32 px test images
     full, _ = evaluate(generator, data_dir, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert report["identity"]["fid"] != full["identity"]["fid"]  # another reference set, not the cached one
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2

@@ -120,6 +120,15 @@ def _name_output_dims(model: onnx.ModelProto) -> None:
                     dim.dim_param = named.dim_param
 
 
+def _strip_source_paths(model: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node Python stack traces: they name this checkout's absolute source
+    paths, so the same model exported from another folder had other bytes (and leaked the path)."""
+    for node in model.graph.node:
+        kept = [entry for entry in node.metadata_props if entry.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+
+
 def _describe(model: onnx.ModelProto, takes: GeneratorInput, metadata: dict[str, str]) -> None:
     """Set the model's doc string, interface version and metadata."""
     model.doc_string = DOC_STRINGS[takes].format(method=metadata.get("method", "?"), min_side=MIN_SIDE,
@@ -145,6 +154,7 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
         program = torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
                                     input_names=[input_name], output_names=[output_name], external_data=False)
     model = program.model_proto
+    _strip_source_paths(model)
     _name_output_dims(model)
     _describe(model, generator.takes, {METADATA_KEY: generator.takes.value, **io_meta, "precision": "fp32",
                                        **(metadata or {})})
