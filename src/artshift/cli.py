@@ -213,23 +213,21 @@ def registry_prune_command(args: argparse.Namespace) -> None:
 
 
 def _add_registry_commands(commands: argparse._SubParsersAction) -> None:
-    """``artshift promote VERSION`` and ``artshift registry list|prune``."""
-    name_help = f"registered model (default {REGISTERED_NAMES[GeneratorInput.PHOTO]})"
+    """``artshift promote VERSION`` and ``artshift registry list|prune``, each with ``--name``."""
     promote = commands.add_parser("promote", help="make a registered version the champion (models:/artshift@champion)")
     promote.add_argument("version", help="registered version number, e.g. 3 (see `artshift registry list`)")
-    promote.add_argument("--name", default=REGISTERED_NAMES[GeneratorInput.PHOTO], help=name_help)
     promote.add_argument("--force", action="store_true", help="promote even when it scores worse")
     promote.set_defaults(handler=promote_command)
-
     registry = commands.add_parser("registry", help="list or prune the registered model versions")
     actions = registry.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every version: aliases, method, score, DVC experiment, run")
-    listing.add_argument("--name", default=REGISTERED_NAMES[GeneratorInput.PHOTO], help=name_help)
     listing.set_defaults(handler=registry_list_command)
     prune = actions.add_parser("prune", help="delete versions that no commit, DVC experiment or alias keeps")
-    prune.add_argument("--name", default=REGISTERED_NAMES[GeneratorInput.PHOTO], help=name_help)
     prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     prune.set_defaults(handler=registry_prune_command)
+    default = REGISTERED_NAMES[GeneratorInput.PHOTO]
+    for command in (promote, listing, prune):
+        command.add_argument("--name", default=default, help=f"registered model (default {default})")
 
 
 def main(argv: list[str] | None = None) -> int:
