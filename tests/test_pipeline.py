@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,9 +122,9 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(project):
     artifacts = {a.path for folder in ("eval", "onnx") for a in client.list_artifacts(run_id, folder)}
     assert {"eval/eval.json", "onnx/generator.onnx", "onnx/generator.int8.onnx"} <= artifacts
     images = [a.path for a in client.list_artifacts(run_id, "images")]  # log_image(key=..., step=...) series
-    for key, steps in (("samples", (2, 4)), ("eval_grid", (4,))):
-        assert sorted(int(p.split("%step%")[1].split("%")[0]) for p in images
-                      if p.startswith(f"images/{key}%step%") and p.endswith(".png")) == list(steps), images
+    for key, steps in (("samples", (2, 4)), ("eval_grid", (4,))):  # images/<key>+step+<n>+timestamp+...png
+        pattern = re.compile(rf"images/{key}[+%]step[+%](\d+)[+%].*(?<!compressed)\.png$")
+        assert sorted(int(m[1]) for p in images if (m := pattern.match(p))) == list(steps), images
     versions = client.search_model_versions("name='artshift'")
     assert [v.run_id for v in versions] == [run_id]
     assert versions[0].tags["method"] == "cut" and "eval.kid_mean" in versions[0].tags and versions[0].description
