@@ -33,7 +33,7 @@ def main() -> None:
         run.log_metrics(tracked_metrics(report))
         run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
         run.log_artifact(out["json"], "eval")
-        run.log_artifact(out["grid"], "eval")
+        run.log_image(grid, key="eval_grid", step=record["step"])
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Stage export: the generator as ONNX (fp32, fp16, int8), checked, scored and registered."""
 
+import json
 import sys
 from pathlib import Path
 
-from artshift import checkpoint, tracking
+from artshift import checkpoint, registry, tracking
 from artshift.config import load_params
 from artshift.data.layout import processed_folder
 from artshift.evaluation import score_onnx_models
-from artshift.export import example_inputs, export_variants, quality_changes
+from artshift.export import example_inputs, export_variants, input_example, quality_changes
 from artshift.files import atomic_files, write_json
 from artshift.log import get_logger
 from artshift.metrics.weights import load_feature_extractor
@@ -17,7 +18,7 @@ PROCESSED_DIR, FEATURE_CACHE = Path("data/processed"), Path("data/cache/features
 GENERATOR, RUN_REF = Path("models/generator.pt"), Path("models/run.json")
 ONNX_PATHS = {"fp32": Path("models/generator.onnx"), "fp16": Path("models/generator.fp16.onnx"),
               "int8": Path("models/generator.int8.onnx")}
-EXPORT_JSON = Path("metrics/export.json")
+EVAL_JSON, EXPORT_JSON = Path("metrics/eval.json"), Path("metrics/export.json")
 log = get_logger("export")
 
 
@@ -29,7 +30,8 @@ def main() -> None:
     # Opening the run checks the store first; the ONNX files and export.json replace the previous
     # ones only after the parity check, the scores, the logging and the registration all passed.
     with tracking.open_run(RUN_REF) as run, atomic_files({**ONNX_PATHS, "report": EXPORT_JSON}) as out:
-        metadata = {"run_id": run.run_id, "method": record.get("method", "cut"),
+        method, digest = record.get("method", "cut"), registry.params_hash(params.model_dump())
+        metadata = {"run_id": run.run_id, "method": method, "params_hash": digest,
                     "train_image_size": str(record.get("image_size", ""))}
         onnx_paths = {variant: out[variant] for variant in ONNX_PATHS}
         calibration = example_inputs(generator, photos, cfg.calibration_images, params.seed, record["image_size"])
@@ -47,8 +49,11 @@ def main() -> None:
         for path in onnx_paths.values():
             run.log_artifact(path, "onnx")
         if cfg.register_model:
-            version = tracking.log_onnx_model(run, onnx_paths["fp32"], calibration[:1], generator.takes)
-            log.info("registered MLflow model version %s", version)
+            tags = registry.version_tags(run.run_id, method, digest, json.loads(EVAL_JSON.read_text()))
+            version = registry.log_and_register(run, onnx_paths["fp32"], input_example(calibration, generator.takes),
+                                                generator.takes, tags)
+            log.info("registered version %s: %s (make it the champion with `artshift promote %s`)", version,
+                     registry.describe(tags), version)
 
 
 if __name__ == "__main__":

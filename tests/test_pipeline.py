@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,7 +80,8 @@ def test_every_stage_writes_its_outputs(project):
     export = json.loads((root / "metrics/export.json").read_text())["variants"]
     assert set(export) == {"fp32", "fp16", "int8"} and export["fp32"]["max_abs_diff"] <= 1e-4
     expected = {"kid_mean_change_vs_fp32", "content_change_vs_fp32", "mean_abs_diff"}
-    assert all(expected <= set(values) for values in export.values())
+    assert all(expected <= set(values) for variant, values in export.items() if variant != "fp32")
+    assert "mean_abs_diff" in export["fp32"] and not [key for key in export["fp32"] if key.endswith("_vs_fp32")]
     for name in ("generator.fp16.onnx", "generator.int8.onnx"):
         assert (root / "models" / name).is_file()
 
@@ -88,10 +90,12 @@ def test_nothing_reruns_and_one_param_reruns_only_its_stage(project):
     root, env, _ = project
     again = _run(["dvc", "repro"], root, env)
     assert "Running stage" not in again.stdout
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    original = (root / "params.yaml").read_text()
+    params = yaml.safe_load(original)
     params["export"]["calibration_images"] = 3
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     status = _run(["dvc", "status", "--json"], root, env)
+    (root / "params.yaml").write_text(original)
     assert set(json.loads(status.stdout)) == {"export"}
 
 
@@ -104,20 +108,30 @@ def test_mlflow_run_holds_params_metrics_and_artifacts(project):
     run_id = json.loads((root / "models/run.json").read_text())["run_id"]
     run = client.get_run(run_id)
     assert run.data.params["train.steps"] == "4" and run.data.params["export.opset"] == "18"
-    for metric in ("loss/d_total", "loss/d_real", "loss/grad_norm_g", "loss/lr_g", "loss/g_total", "loss/nce",
+    for metric in ("loss/d_total", "d_score/real", "grad_norm/g", "lr/g", "loss/g_total", "loss/nce",
                    "eval/model/fid_random_init", "eval/model/kid_mean_random_init",
                    "eval/identity/fid_random_init", "eval/reinhard/content_random_init", "export/fp32/max_abs_diff",
                    "export/int8/kid_mean_change_vs_fp32"):
         assert metric in run.data.metrics, metric
+    assert not [name for name in run.data.metrics if name.startswith(("loss/lr", "loss/grad"))
+                or name.startswith("export/fp32/") and name.endswith("_change_vs_fp32")]
+    assert json.loads((root / "metrics/train.json").read_text())["mlflow_run_id"] == run_id  # for `dvc exp show`
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert run.info.artifact_uri.startswith((root / "mlartifacts").as_uri())
     assert [m.step for m in client.get_metric_history(run_id, "loss/d_total")] == [2, 4]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
     assert run.data.tags["git_commit"] == head
-    assert len(run.data.tags["dataset_manifest_sha256"]) == 64
-    artifacts = {a.path for folder in ("samples", "eval", "onnx") for a in client.list_artifacts(run_id, folder)}
-    assert {"samples/step_0000002.png", "eval/eval_grid.png", "eval/eval.json", "onnx/generator.onnx",
-            "onnx/generator.int8.onnx"} <= artifacts
+    assert len(run.data.tags["dataset_sha256"]) == 64
+    artifacts = {a.path for folder in ("eval", "onnx") for a in client.list_artifacts(run_id, folder)}
+    assert {"eval/eval.json", "onnx/generator.onnx", "onnx/generator.int8.onnx"} <= artifacts
+    images = [a.path for a in client.list_artifacts(run_id, "images")]  # log_image(key=..., step=...) series
+    for key, steps in (("samples", (2, 4)), ("eval_grid", (4,))):  # images/<key>+step+<n>+timestamp+...png
+        pattern = re.compile(rf"images/{key}[+%]step[+%](\d+)[+%].*(?<!compressed)\.png$")
+        assert sorted(int(m[1]) for p in images if (m := pattern.match(p))) == list(steps), images
     versions = client.search_model_versions("name='artshift'")
     assert [v.run_id for v in versions] == [run_id]
+    assert versions[0].tags["method"] == "cut" and "eval.kid_mean" in versions[0].tags and versions[0].description
     import mlflow
 
     previous = mlflow.get_tracking_uri()
@@ -138,7 +152,8 @@ def test_cli_stylizes_test_photos_with_the_exported_model(project, tmp_path):
     result = subprocess.run(["artshift", "stylize", *map(str, photos), "--out", str(out),
                              "--model", "models:/artshift/latest"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "running models:/artshift/latest on CPUExecutionProvider" in result.stderr
+    run_id = json.loads((root / "models/run.json").read_text())["run_id"]
+    assert f"running models:/artshift/latest (version 1, run {run_id}) on CPUExecutionProvider" in result.stderr
     for photo in photos:
         assert Image.open(out / photo.name).size == Image.open(photo).size
 
@@ -196,10 +211,27 @@ def test_a_failed_stage_keeps_the_previous_outputs_and_checkout_restores_them(pr
     assert _snapshot(root) == before
 
 
+def _head(root) -> str:
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+
+
+def _run_id(root) -> str:
+    return json.loads((root / "models/run.json").read_text())["run_id"]
+
+
 def test_dcgan_experiment_trains_scores_exports_and_samples(project, tmp_path):
-    """Runs last: it replaces the workspace's model with a DCGAN through `dvc exp run`."""
+    """Runs last: it commits the workspace as the baseline, runs a DCGAN experiment, then goes
+    back to the baseline and forth to the experiment, and neither costs a stage."""
     root, env, _ = project
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-qm", "baseline", "--allow-empty"], root, env)  # maybe committed by an earlier test
+    baseline, baseline_run = _head(root), _run_id(root)
     _run(["dvc", "exp", "run", "-n", "dcgan-tiny", "-S", "train.method=dcgan", "-S", "train.batch_size=2"], root, env)
+    exp_run = _run_id(root)
+    from mlflow.tracking import MlflowClient
+
+    tags = MlflowClient(env["MLFLOW_TRACKING_URI"]).get_run(exp_run).data.tags
+    assert (tags["dvc.exp_name"], tags["dvc.baseline_rev"], tags["git_commit"]) == ("dcgan-tiny", baseline, baseline)
     report = json.loads((root / "metrics/eval.json").read_text())
     assert "content" not in report["model"] and report["model"]["fid"] > 0 and report["model"]["diversity"] > 0
     export = json.loads((root / "metrics/export.json").read_text())["variants"]
@@ -215,3 +247,12 @@ def test_dcgan_experiment_trains_scores_exports_and_samples(project, tmp_path):
     names = {exp["name"] for commit in shown for exp in (commit.get("experiments") or [])
              for exp in (exp.get("revs") or [exp])}
     assert "dcgan-tiny" in names, names
+    assert exp_run in json.dumps(shown)  # metrics/train.json's mlflow_run_id, a column of `dvc exp show`
+
+    round_trip = [(["git", "reset", "--hard", "-q"], baseline_run), (["dvc", "exp", "apply", "dcgan-tiny"], exp_run)]
+    for command, run_id in round_trip:
+        _run(command, root, env)
+        _run(["dvc", "checkout"], root, env)
+        assert json.loads(_run(["dvc", "status", "--json"], root, env).stdout) == {}, command  # nothing to rerun
+        assert _run_id(root) == run_id
+

@@ -167,3 +167,83 @@ def test_damaged_store_fails_a_stage_before_it_works(tmp_path, monkeypatch, caps
         f"error: tracking store sqlite:///{tmp_path / 'mlflow.db'}: database disk image is malformed (the file is "
         "damaged; restore it from a backup, or move it aside to start a new store)"]
     assert not (tmp_path / "data").exists()
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder that DVC runs a stage for (``DVC_ROOT``), from another working directory,
+    with no ``MLFLOW_TRACKING_URI``: as in a ``--temp`` or queued DVC experiment."""
+    root = tmp_path / "project"
+    root.mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("DVC_ROOT", str(root))
+    monkeypatch.chdir(tmp_path)
+    return root
+
+
+def test_stages_log_into_the_projects_store_from_any_folder(project):
+    from artshift import tracking
+
+    assert tracking.tracking_uri() == f"sqlite:///{project / 'mlflow.db'}"
+    with tracking.data_run("download") as run:
+        run.log_artifact(__file__, "code")
+    assert (project / "mlflow.db").is_file()
+    assert list((project / "mlartifacts").rglob("test_tracking.py"))
+
+
+def test_experiments_open_on_the_model_training_view(store):
+    from artshift import tracking
+
+    store.create_experiment(tracking.MODEL_EXPERIMENT)  # made before the type was set
+    tracking.start_model_run({}).__exit__(None)
+    tracking.data_run("download").__exit__(None)
+    for name in (tracking.MODEL_EXPERIMENT, tracking.DATA_EXPERIMENT):
+        assert store.get_experiment_by_name(name).tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_moved_project_keeps_its_artifacts_beside_its_store(project, tmp_path, monkeypatch):
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    from artshift import tracking
+
+    with tracking.data_run("download") as old_run:
+        old_run.log_artifact(__file__, "code")
+    moved = tmp_path / "moved"
+    shutil.move(project, moved)
+    monkeypatch.setenv("DVC_ROOT", str(moved))
+    with tracking.data_run("preprocess") as new_run:
+        new_run.log_artifact(__file__, "code")
+    assert not project.exists()  # nothing written into the original folder
+    client = MlflowClient(tracking.tracking_uri())
+    for run in (old_run, new_run):
+        assert client.get_run(run.run_id).info.artifact_uri.startswith((moved / "mlartifacts").as_uri())
+        assert [a.path for a in client.list_artifacts(run.run_id, "code")] == ["code/test_tracking.py"]
+
+
+def test_runs_record_their_dvc_experiment_and_clean_commit(store, tmp_path, monkeypatch):
+    import subprocess
+
+    from artshift import tracking
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    (repo / "params.yaml").write_text("lr: 1\n")
+    (repo / "code.py").write_text("x = 1\n")
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run([*git, *command], cwd=repo, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("DVC_EXP_NAME", "hinge-ema")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", head)
+    (repo / "params.yaml").write_text("lr: 2\n")  # what `dvc exp run -S lr=2` does
+    with tracking.start_model_run({"lr": 2}, run_name="cut-1000") as run:
+        pass
+    logged = store.get_run(run.run_id)
+    assert logged.info.run_name == "hinge-ema"
+    assert logged.data.tags["dvc.exp_name"] == "hinge-ema" and logged.data.tags["dvc.baseline_rev"] == head
+    assert logged.data.tags["git_commit"] == head  # params are logged; they do not make the code dirty
+    (repo / "code.py").write_text("x = 2\n")
+    assert tracking.git_commit() == f"{head}-dirty"

@@ -1,5 +1,9 @@
 """The one checkpoint format: a dict saved with ``torch.save``, written atomically.
 
+The bytes depend on the contents alone: ``torch.save`` names the zip archive's root folder after
+the file name it is given, so it is given an open file instead (root ``archive``); saving straight
+to the atomic writer's random temporary name made every save differ.
+
 Two kinds share it (``kind`` key): ``train`` checkpoints carry everything needed to resume
 (networks, optimisers, RNG states, step); the ``generator`` file carries just what inference,
 evaluation and export need (architecture + weights).

@@ -1,5 +1,5 @@
-"""The ``artshift`` command: repaint photos with the exported ONNX generator, serve it, or draw
-new paintings with an exported DCGAN.
+"""The ``artshift`` command: repaint photos with the exported ONNX generator, serve it, draw
+new paintings with an exported DCGAN, or manage the model registry (promote, list, prune).
 
 Exit codes: 0 ok, 2 bad input or params, 1 other failure; errors are one line on stderr.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from artshift.errors import ArtShiftError, run_main
-from artshift.generator_io import MODEL_URI_SCHEMES
+from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput, ModelRef
 from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import progress
@@ -174,8 +174,9 @@ def stylize_command(args: argparse.Namespace) -> None:
     jobs, existing = _plan(args, skipped)
     for path, why in skipped:
         print(f"skip: {path}: {why}", file=sys.stderr)
-    stylizer = Stylizer(resolve_model(args.model), threads=args.threads, tile=args.tile)
-    print(f"running {args.model} on {stylizer.provider}", file=sys.stderr)
+    model = resolve_model(args.model)
+    stylizer = Stylizer(model.path, threads=args.threads, tile=args.tile)
+    print(f"running {model.describe(stylizer.metadata)} on {stylizer.provider}", file=sys.stderr)
     done, failed = 0, []
     with progress(total=len(jobs), desc="stylize") as bar:
         for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
@@ -192,13 +193,14 @@ def stylize_command(args: argparse.Namespace) -> None:
                             f"{', '.join(problems[:3])}" + (" ..." if len(problems) > 3 else ""))
 
 
-def resolve_model(model: str) -> Path:
-    """A local ONNX file for ``--model``: a path, or an MLflow URI like ``models:/artshift/latest``."""
+def resolve_model(model: str) -> ModelRef:
+    """The local ONNX file for ``--model``: a path, or an MLflow URI like ``models:/artshift@champion``
+    (downloaded, with its registry version and run)."""
     if model.startswith(MODEL_URI_SCHEMES):
-        from artshift.tracking import resolve_model as from_mlflow
+        from artshift.registry import resolve_model as from_mlflow
 
         return from_mlflow(model)
-    return Path(model)
+    return ModelRef(Path(model), model)
 
 
 def sample_command(args: argparse.Namespace) -> None:
@@ -208,8 +210,9 @@ def sample_command(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise ArtShiftError(f"--n: must be >= 1, got {args.n}")
     check_output_folders({Path(args.out)})
-    sampler = Sampler(resolve_model(args.model), threads=args.threads)
-    print(f"running {args.model} on {sampler.provider}", file=sys.stderr)
+    model = resolve_model(args.model)
+    sampler = Sampler(model.path, threads=args.threads)
+    print(f"running {model.describe(sampler.metadata)} on {sampler.provider}", file=sys.stderr)
     targets = [Path(args.out) / f"sample_seed{args.seed}_{index:04d}.png" for index in range(args.n)]
     existing = [t for t in targets if t.exists()]
     if existing and not args.force:
@@ -232,8 +235,9 @@ def serve_command(args: argparse.Namespace) -> None:
     """Serve the model over HTTP until interrupted."""
     from artshift.serve import serve
 
-    serve(resolve_model(args.model), args.host, args.port, serve_limits(args), concurrency=args.concurrency,
-          queue=args.queue, threads=args.threads, tile=args.tile)
+    model = resolve_model(args.model)
+    serve(model.path, args.host, args.port, serve_limits(args), concurrency=args.concurrency,
+          queue=args.queue, threads=args.threads, tile=args.tile, model_ref=model)
 
 
 def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
@@ -281,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per action."""
     parser = argparse.ArgumentParser(prog="artshift", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    model_help = f"ONNX file or MLflow URI such as models:/artshift/latest (default {DEFAULT_MODEL})"
+    model_help = f"ONNX file or MLflow URI such as models:/artshift@champion (default {DEFAULT_MODEL})"
 
     stylize = commands.add_parser("stylize", help="repaint photos in the learned abstract style")
     stylize.add_argument("inputs", nargs="+", help="image files, folders (recursive) or glob patterns")
@@ -317,7 +321,61 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)
     add_runs_parser(commands)
+    _add_registry_commands(commands)
     return parser
+
+
+def promote_command(args: argparse.Namespace) -> None:
+    """Show VERSION's evaluation beside the champion's, then move the champion alias to it
+    (refused when it is worse, unless --force)."""
+    from artshift import registry
+
+    plan = registry.promotion(args.name, args.version)
+    print("\n".join(plan.table()))
+    reason = plan.refusal()
+    if reason and not args.force:
+        raise ArtShiftError(f"not promoted: {reason} (use --force to promote it anyway)")
+    registry.set_champion(plan)
+    print(f"version {args.version} is now models:/{args.name}@{registry.CHAMPION}"
+          + (f" (forced: {reason})" if reason else ""))
+
+
+def registry_list_command(args: argparse.Namespace) -> None:
+    """One line per registered version, newest first."""
+    from artshift import registry
+
+    for version in registry.versions(args.name):
+        print(registry.summary(version))
+
+
+def registry_prune_command(args: argparse.Namespace) -> None:
+    """Delete the versions that no commit, DVC experiment or alias keeps (or list them)."""
+    from artshift import registry, tracking
+
+    doomed = registry.prunable(args.name, tracking.project_root())
+    for version in doomed:
+        print(("would delete " if args.dry_run else "delete ") + registry.summary(version))
+        if not args.dry_run:
+            registry.delete(version)
+    print(f"{len(doomed)} version(s) of {args.name} {'to delete' if args.dry_run else 'deleted'}", file=sys.stderr)
+
+
+def _add_registry_commands(commands: argparse._SubParsersAction) -> None:
+    """``artshift promote VERSION`` and ``artshift registry list|prune``, each with ``--name``."""
+    promote = commands.add_parser("promote", help="make a registered version the champion (models:/artshift@champion)")
+    promote.add_argument("version", help="registered version number, e.g. 3 (see `artshift registry list`)")
+    promote.add_argument("--force", action="store_true", help="promote even when it scores worse")
+    promote.set_defaults(handler=promote_command)
+    registry = commands.add_parser("registry", help="list or prune the registered model versions")
+    actions = registry.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every version: aliases, method, score, DVC experiment, run")
+    listing.set_defaults(handler=registry_list_command)
+    prune = actions.add_parser("prune", help="delete versions that no commit, DVC experiment or alias keeps")
+    prune.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
+    prune.set_defaults(handler=registry_prune_command)
+    default = REGISTERED_NAMES[GeneratorInput.PHOTO]
+    for command in (promote, listing, prune):
+        command.add_argument("--name", default=default, help=f"registered model (default {default})")
 
 
 def main(argv: list[str] | None = None) -> int:

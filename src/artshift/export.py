@@ -1,9 +1,11 @@
 """Export the trained generator to self-contained ONNX files (fp32, fp16, int8) and check them.
 
-A generator that takes photos gets dynamic batch, height and width (height and width must stay
-multiples of :data:`~artshift.models.networks.SIZE_MULTIPLE`; :mod:`artshift.inference` pads
-for that). One that takes noise gets ``z`` of shape (batch, z_dim) with a dynamic batch. Every
-file carries what its generator takes in its metadata (:mod:`artshift.generator_io`).
+A generator that takes photos gets dynamic batch, height and width, and any height and width of
+at least :data:`~artshift.inference.MIN_SIDE` works: the graph reflect-pads the input to the
+network's multiple of :data:`~artshift.models.networks.SIZE_MULTIPLE` and crops the output back,
+so plain ONNX Runtime needs no ArtShift code. One that takes noise gets ``z`` of shape
+(batch, z_dim) with a dynamic batch. Every file says what it is in its ``doc_string`` and
+metadata: what its generator takes (:mod:`artshift.generator_io`), value ranges, precision.
 """
 
 from __future__ import annotations
@@ -22,18 +24,37 @@ import torch
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from onnxruntime.transformers.float16 import convert_float_to_float16
+from torch import nn
+from torch.nn import functional as F
 
 from artshift.data.dataset import load_folder
 from artshift.errors import ArtShiftError
 from artshift.files import save_with
 from artshift.generator_io import METADATA_KEY, ONNX_NAMES, GeneratorInput
-from artshift.inference import noise
+from artshift.inference import MIN_SIDE, noise
 from artshift.log import get_logger
 from artshift.models.networks import SIZE_MULTIPLE
 from artshift.models.reparam import reparameterise
 
 VARIANTS = ("fp32", "fp16", "int8")  # fp32 is the reference the others are compared with
 PARITY_SIZES = [(64, 96), (128, 128)]  # parity inputs i have batch i + 1 and these sizes
+# ONNX ``model_version``: the version of the file's interface (inputs, outputs, metadata keys).
+# 2: any height and width (padded inside the graph), dims named height/width, doc_string.
+INTERFACE_VERSION = 2
+RANGE = "[-1, 1] RGB NCHW (pixel / 127.5 - 1)"
+DOC_STRINGS = {
+    GeneratorInput.PHOTO: (
+        "ArtShift generator ({method}): repaints photos in a learned abstract-painting style. "
+        "Input 'image': float32 (batch, 3, height, width), RGB in [-1, 1] (pixel / 127.5 - 1); any height "
+        "and width >= {min_side} (the graph reflect-pads to a multiple of {multiple} and crops back). "
+        "Output 'stylized': the same shape, RGB in [-1, 1] (8-bit pixel = (x + 1) * 127.5). "
+        "Metadata: run_id (MLflow run), method, params_hash, precision, train_image_size."),
+    GeneratorInput.NOISE: (
+        "ArtShift DCGAN generator ({method}): draws new abstract paintings from noise. "
+        "Input 'z': float32 (batch, z_dim), z ~ N(0, I). Output 'painting': float32 (batch, 3, size, size), "
+        "RGB in [-1, 1] (8-bit pixel = (x + 1) * 127.5). "
+        "Metadata: run_id (MLflow run), method, params_hash, precision, train_image_size."),
+}
 log = get_logger("export")
 
 
@@ -54,15 +75,68 @@ def _quiet_exporter():
                 logger.setLevel(level)
 
 
+class AnySize(nn.Module):
+    """A photo generator that takes any height and width: reflect-pads its input on the bottom and
+    right to a multiple of :data:`SIZE_MULTIPLE` and crops the output back (what
+    :class:`~artshift.inference.Stylizer` does in NumPy, here inside the exported graph)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2], x.shape[-1]
+        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
+        padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+        return self.network(padded)[:, :, :height, :width]
+
+
 def _export_spec(generator: torch.nn.Module) -> tuple[torch.Tensor, dict, dict[str, str]]:
-    """Example input, dynamic shapes and input metadata of ``generator``'s graph."""
+    """Example input, dynamic shapes and input/output metadata of ``generator``'s graph."""
     batch = torch.export.Dim("batch")
     if generator.takes is GeneratorInput.NOISE:
         return (torch.zeros(2, generator.z_dim), {"z": {0: batch}},
-                {"input": f"z ~ N(0, I), shape (N, {generator.z_dim})", "output_range": "[-1, 1] RGB NCHW"})
-    height, width = torch.export.Dim("height"), torch.export.Dim("width")
-    return (torch.zeros(1, 3, 64, 64), {"x": {0: batch, 2: SIZE_MULTIPLE * height, 3: SIZE_MULTIPLE * width}},
-            {"size_multiple": str(SIZE_MULTIPLE), "input_range": "[-1, 1] RGB NCHW"})
+                {"input": f"z ~ N(0, I), shape (N, {generator.z_dim})", "output_range": RANGE})
+    height, width = torch.export.Dim("height", min=MIN_SIDE), torch.export.Dim("width", min=MIN_SIDE)
+    return (torch.zeros(1, 3, 64, 64), {"x": {0: batch, 2: height, 3: width}},
+            {"size_multiple": "1", "min_side": str(MIN_SIDE), "input_range": RANGE, "output_range": RANGE})
+
+
+def _graph_network(generator: torch.nn.Module, subpixel_upsampling: bool) -> torch.nn.Module:
+    """What the graph computes: the generator's inference form, for photos wrapped in :class:`AnySize`."""
+    network = reparameterise(generator, subpixel_upsampling)
+    return AnySize(network) if generator.takes is GeneratorInput.PHOTO else network
+
+
+def _name_output_dims(model: onnx.ModelProto) -> None:
+    """Give the output the input's dim names where the shapes agree: the exporter names them by
+    the formula that computes them (``Min(height, 4*(...))``), equal to the input's by design."""
+    source = model.graph.input[0].type.tensor_type.shape.dim
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        if len(dims) == len(source):
+            for dim, named in zip(dims, source):
+                if named.dim_param and dim.dim_param:
+                    dim.dim_param = named.dim_param
+
+
+def _strip_source_paths(model: onnx.ModelProto) -> None:
+    """Drop the exporter's per-node Python stack traces: they name this checkout's absolute source
+    paths, so the same model exported from another folder had other bytes (and leaked the path)."""
+    for node in model.graph.node:
+        kept = [entry for entry in node.metadata_props if entry.key != "pkg.torch.onnx.stack_trace"]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+
+
+def _describe(model: onnx.ModelProto, takes: GeneratorInput, metadata: dict[str, str]) -> None:
+    """Set the model's doc string, interface version and metadata."""
+    model.doc_string = DOC_STRINGS[takes].format(method=metadata.get("method", "?"), min_side=MIN_SIDE,
+                                                 multiple=SIZE_MULTIPLE)
+    model.model_version = INTERFACE_VERSION
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
 
 
 def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
@@ -75,15 +149,15 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     generator = generator.eval()
     example, shapes, io_meta = _export_spec(generator)
     input_name, output_name = ONNX_NAMES[generator.takes]
-    network = reparameterise(generator, subpixel_upsampling)
+    network = _graph_network(generator, subpixel_upsampling)
     with _quiet_exporter():
         program = torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
                                     input_names=[input_name], output_names=[output_name], external_data=False)
     model = program.model_proto
-    meta = {METADATA_KEY: generator.takes.value, **io_meta, **(metadata or {})}
-    for key, value in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, str(value)
+    _strip_source_paths(model)
+    _name_output_dims(model)
+    _describe(model, generator.takes, {METADATA_KEY: generator.takes.value, **io_meta, "precision": "fp32",
+                                       **(metadata or {})})
     onnx.checker.check_model(model, full_check=True)
     save_with(path, lambda tmp: onnx.save_model(model, str(tmp)))
     log.info("wrote %s (opset %d, %.1f MB)", path, opset, Path(path).stat().st_size / 1e6)
@@ -114,7 +188,9 @@ def parity(network: torch.nn.Module, onnx_path: str | Path, inputs: list[torch.T
 
 
 def _copy_metadata(source: onnx.ModelProto, target: onnx.ModelProto, **extra: str) -> None:
+    """Give ``target`` the doc string, interface version and metadata of ``source``, plus ``extra``."""
     meta = {p.key: p.value for p in source.metadata_props} | extra
+    target.doc_string, target.model_version = source.doc_string, source.model_version
     del target.metadata_props[:]
     for key, value in meta.items():
         entry = target.metadata_props.add()
@@ -198,6 +274,16 @@ def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, see
     return load_folder(photos_dir, limit=count, crop_size=crop_size).numpy()
 
 
+def input_example(calibration: np.ndarray, takes: GeneratorInput, side: int = 32) -> np.ndarray:
+    """A small input for the logged model's example: the first calibration photo scaled down to
+    ``side`` × ``side`` (a few KB of JSON, not a megabyte), or the first noise vector, rounded to
+    3 decimals."""
+    first = torch.from_numpy(calibration[:1])
+    if takes is GeneratorInput.PHOTO:
+        first = F.interpolate(first, size=(side, side), mode="area")
+    return first.numpy().round(3)
+
+
 def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: int, calibration: np.ndarray,
                     metadata: dict[str, str], parity_atol: float, seed: int) -> dict[str, dict[str, float]]:
     """Write every variant of :data:`VARIANTS` to ``paths[variant]`` and check each against PyTorch.
@@ -218,9 +304,11 @@ def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: i
     return report
 
 
-def quality_changes(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Each variant's scores and, for each score, its change from the fp32 model's
-    (``<metric>_change_vs_fp32``): what the lower precision costs."""
-    return {variant: values | {f"{metric}_change_vs_fp32": value - scores["fp32"][metric]
-                               for metric, value in values.items()}
+def quality_changes(scores: dict[str, dict[str, float]], reference: str = "fp32") -> dict[str, dict[str, float]]:
+    """Each variant's scores and, for each score of the other variants, its change from the
+    ``reference`` model's (``<metric>_change_vs_fp32``): what the lower precision costs. The
+    reference gets none (they would all be 0)."""
+    return {variant: values | ({} if variant == reference else
+                               {f"{metric}_change_vs_{reference}": value - scores[reference][metric]
+                                for metric, value in values.items()})
             for variant, values in scores.items()}

@@ -6,7 +6,12 @@ exported ONNX file carries it in its metadata under :data:`METADATA_KEY`, so cod
 has the ONNX file (ONNX Runtime, no torch) asks the same declaration.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 
 class GeneratorInput(StrEnum):
@@ -22,5 +27,27 @@ ONNX_NAMES = {GeneratorInput.PHOTO: ("image", "stylized"), GeneratorInput.NOISE:
 # Model registry names: generators that paint from noise apart, so ``models:/artshift/...``
 # always repaints photos.
 REGISTERED_NAMES = {GeneratorInput.PHOTO: "artshift", GeneratorInput.NOISE: "artshift-dcgan"}
-# Model references that artshift.tracking resolves through MLflow rather than as file paths.
+# Model references that artshift.registry resolves through MLflow rather than as file paths.
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model that the CLI or the service loads: its local ONNX file, the name the user gave it
+    (a path or an MLflow URI) and, when it came from the model registry, its version and run."""
+
+    path: Path
+    name: str
+    version: str | None = None
+    run_id: str | None = None
+
+    def run(self, metadata: Mapping[str, str]) -> str | None:
+        """The MLflow run that trained it: from the registry, else from the file's metadata."""
+        return self.run_id or metadata.get("run_id")
+
+    def describe(self, metadata: Mapping[str, str]) -> str:
+        """One line naming it, e.g. ``models:/artshift@champion (version 3, run 0f9c…)``."""
+        details = [f"version {self.version}"] if self.version else []
+        if run := self.run(metadata):
+            details.append(f"run {run}")
+        return f"{self.name} ({', '.join(details)})" if details else self.name

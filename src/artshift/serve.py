@@ -2,7 +2,7 @@
 
 - ``POST /v1/stylize``: an image as the request body (or a multipart ``file`` field) → the
   stylised image, PNG by default or JPEG with ``?format=jpeg``.
-- ``GET /healthz``: liveness plus the model and execution provider.
+- ``GET /healthz``: liveness plus the model (its registry version and MLflow run) and execution provider.
 - ``GET /``: a small page to upload a photo and see it before and after, side by side.
 
 The model is loaded once. At most ``concurrency`` images are stylised at a time, at most
@@ -36,6 +36,7 @@ from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from artshift.errors import ImageError, ImageTooLarge
+from artshift.generator_io import ModelRef
 from artshift.images import decode_rgb
 from artshift.inference import Stylizer
 from artshift.limits import DEFAULT_LIMITS, Limits
@@ -43,7 +44,7 @@ from artshift.log import get_logger
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
 PAGE = (Path(__file__).parent / "page.html").read_text()
-log = get_logger(__name__)
+log = get_logger("serve")
 
 
 class _Full(Exception):
@@ -171,9 +172,12 @@ def _budget(limits: Limits) -> Callable[[int, int], None]:
 
 
 def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurrency: int = 1, queue: int = 16,
-               threads: int = 0, tile: int = 1024) -> FastAPI:
-    """The FastAPI app serving ``model_path`` (loaded now, once)."""
+               threads: int = 0, tile: int = 1024, model_ref: ModelRef | None = None) -> FastAPI:
+    """The FastAPI app serving ``model_path`` (loaded now, once); ``model_ref`` says where it came
+    from (an MLflow registry version) for ``/healthz`` and the start-up line."""
     stylizer = Stylizer(model_path, threads=threads, tile=tile)
+    loaded = model_ref or ModelRef(Path(model_path), Path(model_path).name)
+    log.info("serving %s on %s", loaded.describe(stylizer.metadata), stylizer.provider)
     gate = Gate(concurrency, queue)
 
     def process(body: bytes):
@@ -192,7 +196,8 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
 
     @app.get("/healthz")
     async def healthz() -> dict:
-        return {"status": "ok", "model": Path(model_path).name, "provider": stylizer.provider}
+        return {"status": "ok", "model": loaded.name, "version": loaded.version,
+                "run_id": loaded.run(stylizer.metadata), "provider": stylizer.provider}
 
     @app.post("/v1/stylize")
     async def stylize(request: Request, format: str = "png") -> Response:
@@ -296,6 +301,7 @@ def background_server(app: FastAPI, limits: Limits = DEFAULT_LIMITS, **options) 
         sock.close()
 
 
-def serve(model_path: str | Path, host: str, port: int, limits: Limits = DEFAULT_LIMITS, **options: int) -> None:
+def serve(model_path: str | Path, host: str, port: int, limits: Limits = DEFAULT_LIMITS,
+          **options: int | ModelRef) -> None:
     """Run the service with uvicorn until interrupted."""
     uvicorn_server(create_app(model_path, limits, **options), limits, host=host, port=port, log_level="info").run()

@@ -5,8 +5,11 @@ One MLflow run per trained model: the train stage opens it and records its id in
 log data-set facts to short runs of their own in the ``artshift-data`` experiment.
 Every stage holds its run the same way, as a context manager (``with ... as run:``) that
 ends the run FINISHED, or FAILED when the stage raises.
-Tracking store: ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the working directory
-(the repo root when DVC runs a stage); artifacts go to ``mlartifacts/`` beside it.
+Tracking store: ``$MLFLOW_TRACKING_URI`` or ``mlflow.db`` in the project folder, which is
+``$DVC_ROOT`` when DVC runs a stage (the main project, also for ``--temp`` and queued
+experiments), else the working directory; artifacts go to ``mlartifacts/`` beside it, and follow
+the store when the project folder is copied or moved. The model registry is
+:mod:`artshift.registry`.
 
 Store trouble (locked for more than SQLite's 5 s, damaged, unreachable) is raised as one
 :class:`TrackingError` line naming the store. Every stage touches the store when it starts, and
@@ -21,16 +24,15 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import mlflow  # noqa: E402  (telemetry must be off before the import)
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Experiment, Metric, Param, RunTag  # noqa: E402  (telemetry is off before the import)
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -38,11 +40,19 @@ from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
 from artshift.errors import ArtShiftError, TrackingError  # noqa: E402
 from artshift.files import write_json  # noqa: E402
-from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput  # noqa: E402
 from artshift.log import get_logger  # noqa: E402
 
 MODEL_EXPERIMENT = "artshift"
 DATA_EXPERIMENT = "artshift-data"
+# The experiment type MLflow 3's UI reads: open on the model-training view, not the GenAI one.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+ARTIFACTS_DIR = "mlartifacts"
+# Every column of the SQLite store that holds an artifact location, rewritten when the store moves.
+_LOCATION_COLUMNS = (("experiments", "artifact_location"), ("runs", "artifact_uri"),
+                     ("logged_models", "artifact_location"), ("model_versions", "storage_location"),
+                     ("model_versions", "source"))
+# Files the pipeline rewrites itself, and params.yaml (logged as the run's params): not code changes.
+_NOT_CODE = (":!dvc.lock", ":!metrics", ":!reports", ":!models/run.json", ":!params.yaml")
 STORE_HINTS = {  # what to do about the SQLite errors a store can raise
     "database is locked": "another process held it for more than 5 s; run again when that one is done",
     "malformed": "the file is damaged; restore it from a backup, or move it aside to start a new store",
@@ -54,9 +64,50 @@ log = get_logger("tracking")
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
+def project_root() -> Path:
+    """The project folder: ``$DVC_ROOT`` (set by DVC for every stage, the main project's folder
+    even when a ``--temp`` or queued experiment runs in a copy), else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
 def tracking_uri() -> str:
-    """The tracking store: ``$MLFLOW_TRACKING_URI`` or the repo's SQLite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """The tracking store: ``$MLFLOW_TRACKING_URI`` or the project's SQLite file."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def _sqlite_file() -> Path | None:
+    """The database file of a SQLite tracking store (None for a server or another database)."""
+    uri = tracking_uri()
+    return Path(uri.removeprefix("sqlite:///")).resolve() if uri.startswith("sqlite:///") else None
+
+
+def _artifact_root(database: Path) -> str:
+    """Where the artifacts of a SQLite store live: ``mlartifacts/`` beside its file, as a URI."""
+    return (database.parent / ARTIFACTS_DIR).as_uri()
+
+
+def _relocate(database: Path, old: str, new: str) -> None:
+    """Rewrite every artifact location under ``old`` to the same place under ``new``.
+
+    MLflow stores absolute locations; after the project folder (store and ``mlartifacts/``
+    together) was copied or moved, they still name the original folder, so new runs would write
+    there. MLflow has no API to change an experiment's location, hence the SQL.
+    """
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        for table, column in _LOCATION_COLUMNS:
+            connection.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608 (fixed names)
+                               f"WHERE {column} = ? OR substr({column}, 1, ?) = ?",
+                               (new, len(old) + 1, old, len(old) + 1, f"{old}/"))
+
+
+def _follow_store(experiment: Experiment) -> None:
+    """Point an experiment of a SQLite store at the ``mlartifacts/`` beside the store's file when
+    it names one elsewhere (the project was copied or moved); other locations are left alone."""
+    database = _sqlite_file()
+    root = _artifact_root(database) if database else None
+    location = experiment.artifact_location
+    if root and location != root and location.rstrip("/").endswith(f"/{ARTIFACTS_DIR}"):
+        _relocate(database, location.rstrip("/"), root)
 
 
 def store_failure(exc: BaseException) -> TrackingError:
@@ -72,7 +123,7 @@ def store_errors() -> Iterator[None]:
     """Turn the store's errors (SQLAlchemy's multi-line ones included) into one :class:`TrackingError`."""
     try:
         yield
-    except (MlflowException, SQLAlchemyError) as exc:
+    except (MlflowException, SQLAlchemyError, sqlite3.Error) as exc:
         raise store_failure(exc) from None
 
 
@@ -95,31 +146,50 @@ class _Client:
 
 
 def _experiment_id(name: str) -> str:
-    """Id of experiment ``name``, created with artifacts under ``mlartifacts/`` if new."""
-    mlflow.set_tracking_uri(tracking_uri())
+    """Id of experiment ``name``: created if new (a model-training experiment, artifacts in
+    ``mlartifacts/`` beside a SQLite store), else tagged and relocated as needed."""
+    client = _Client()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        database = _sqlite_file()
+        return client.create_experiment(name, artifact_location=_artifact_root(database) if database else None,
+                                        tags=EXPERIMENT_TAGS)
+    for key, value in EXPERIMENT_TAGS.items():
+        if experiment.tags.get(key) != value:  # an experiment made before ArtShift set the type
+            client.set_experiment_tag(experiment.experiment_id, key, value)
     with store_errors():
-        experiment = mlflow.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        location = None
-        if tracking_uri().startswith("sqlite:///"):
-            store_dir = Path(tracking_uri().removeprefix("sqlite:///")).parent
-            location = (store_dir / "mlartifacts").resolve().as_uri()
-        return mlflow.create_experiment(name, artifact_location=location)
+        _follow_store(experiment)
+    return experiment.experiment_id
 
 
 def git_commit() -> str:
-    """The current git commit (with ``-dirty`` if the tree has changes), or ``unknown``."""
+    """The current git commit (with ``-dirty`` if code differs from it), or ``unknown``.
+
+    ``params.yaml`` does not count: every param is logged with the run, and a DVC experiment
+    (``-S key=value``) always changes it.
+    """
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
-        # The lock file, metrics, plots and run id are rewritten by the pipeline itself: not a code change.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock",
-                                ":!metrics", ":!reports", ":!models/run.json"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_NOT_CODE],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
+
+
+def dvc_experiment() -> dict[str, str]:
+    """The DVC experiment this stage runs in, from the variables DVC sets (``dvc exp run``,
+    also ``--temp`` and queued): its name and the commit it was started from. Empty otherwise."""
+    found = {"dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
+             "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", "")}
+    return {key: value for key, value in found.items() if value}
+
+
+def source_tags() -> dict[str, str]:
+    """Tags saying which code and which DVC experiment produced a run."""
+    commit = git_commit()
+    return {"mlflow.source.git.commit": commit, "git_commit": commit, **dvc_experiment()}
 
 
 def flatten(params: Mapping, prefix: str = "") -> dict[str, object]:
@@ -191,21 +261,20 @@ class Run:
         """Copy a file into the run's artifacts (under ``folder``)."""
         self.client.log_artifact(self.run_id, str(path), folder)
 
-    def log_image(self, image: Image.Image, name: str) -> None:
-        """Store a PIL image as a PNG artifact called ``name``."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(name).name
-            image.save(path)
-            self.log_artifact(path, str(Path(name).parent) if Path(name).parent != Path(".") else None)
+    def log_image(self, image: Image.Image, key: str, step: int) -> None:
+        """Log a PIL image as step ``step`` of the image series ``key``: the UI shows it with a
+        step slider and beside the same key of other runs."""
+        self.client.log_image(self.run_id, image, key=key, step=step)
 
 
 def start_model_run(params: Mapping, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Run:
-    """A new run for the model being trained: params logged, tagged with the git commit
-    (use it as ``with start_model_run(...) as run``)."""
+    """A new run for the model being trained: params logged, tagged with its code and DVC
+    experiment (use it as ``with start_model_run(...) as run``); named after the DVC experiment
+    when there is one, else ``run_name``."""
     client = _Client()
-    commit = git_commit()
-    all_tags = {"mlflow.source.git.commit": commit, "git_commit": commit, **(tags or {})}
-    run = client.create_run(_experiment_id(MODEL_EXPERIMENT), run_name=run_name, tags=all_tags)
+    all_tags = {**source_tags(), **(tags or {})}
+    name = dvc_experiment().get("dvc.exp_name") or run_name
+    run = client.create_run(_experiment_id(MODEL_EXPERIMENT), run_name=name, tags=all_tags)
     handle = Run(run.info.run_id)
     handle.log_params(params)
     return handle
@@ -232,43 +301,5 @@ def open_run(ref_path: str | Path) -> Run:
 def data_run(stage: str) -> Run:
     """A new short run in the data experiment for ``stage`` (use it as ``with data_run(...) as run``)."""
     client = _Client()
-    commit = git_commit()
-    run = client.create_run(_experiment_id(DATA_EXPERIMENT), run_name=stage,
-                            tags={"stage": stage, "git_commit": commit, "mlflow.source.git.commit": commit})
+    run = client.create_run(_experiment_id(DATA_EXPERIMENT), run_name=stage, tags={"stage": stage, **source_tags()})
     return Run(run.info.run_id)
-
-
-def log_onnx_model(run: Run, onnx_path: str | Path, input_example, takes: GeneratorInput) -> str:
-    """Log the ONNX file with the ``mlflow.onnx`` flavour (signature + input example) into the run,
-    and register it under the name for generators that take ``takes`` (:data:`REGISTERED_NAMES`);
-    returns the registered version."""
-    import mlflow.onnx
-    import onnx
-    import onnxruntime as ort
-    from mlflow.models import infer_signature
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    output = session.run(None, {session.get_inputs()[0].name: input_example})[0]
-    mlflow.set_tracking_uri(tracking_uri())
-    with store_errors(), mlflow.start_run(run_id=run.run_id):
-        info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
-                                     signature=infer_signature(input_example, output),
-                                     input_example=input_example, registered_model_name=REGISTERED_NAMES[takes])
-    return str(info.registered_model_version or "")
-
-
-def resolve_model(model: str) -> Path:
-    """A local ONNX path for ``model``: a file path as is, or an MLflow URI such as
-    ``models:/artshift/latest`` downloaded from the tracking store."""
-    if not model.startswith(MODEL_URI_SCHEMES):
-        return Path(model)
-    mlflow.set_tracking_uri(tracking_uri())
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
-    except Exception as exc:  # MLflow raises several types for unknown names, versions and runs
-        raise ArtShiftError(f"{model}: cannot load from the MLflow store {tracking_uri()} "
-                            f"({str(exc).splitlines()[0]})") from None
-    found = [local] if local.is_file() else sorted(local.rglob("*.onnx"))
-    if not found:
-        raise ArtShiftError(f"{model}: no .onnx file in the logged model")
-    return found[0]

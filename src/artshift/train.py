@@ -54,6 +54,8 @@ log = get_logger("train")
 # not what it computes: changing them keeps checkpoints valid (a CPU run resumes on a GPU).
 _BOOKKEEPING_KEYS = {"log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples",
                      "collapse_ratio", "device", "channels_last", "compile", "num_workers"}
+# Training terms that are not losses, by name prefix, and the MLflow metric prefix of each.
+_METRIC_GROUPS = (("lr_", "lr/"), ("grad_norm_", "grad_norm/"), ("d_real", "d_score/real"), ("d_fake", "d_score/fake"))
 # Real paintings whose mutual distances set the diversity a generator's samples should reach.
 DIVERSITY_REFERENCE = 64
 
@@ -161,6 +163,20 @@ class TrainState:
         random.setstate(rng["python"])
 
 
+def dataset_hash(data_dir: Path) -> str:
+    """sha256 over every file of the processed data set (relative path and bytes, in path order).
+
+    It changes whenever the training data does: other images, another ``preprocess.load_size``,
+    another split. (``manifest.csv`` alone does not: it lists the raw images.)
+    """
+    digest = hashlib.sha256()
+    data_dir = Path(data_dir)
+    for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(data_dir).as_posix()}\n".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def config_fingerprint(params: Params, dataset_hash: str) -> str:
     """Hash of everything that shapes the weights: a checkpoint resumes only a matching run."""
     train_cfg = params.train.model_dump(exclude=_BOOKKEEPING_KEYS)
@@ -218,7 +234,9 @@ def render_samples(generator: torch.nn.Module, inputs: torch.Tensor) -> tuple[to
     generator.eval()
     outputs = generator(inputs)
     generator.train()
-    return outputs, tile(outputs) if generator.takes is GeneratorInput.NOISE else side_by_side([inputs, outputs])
+    if generator.takes is GeneratorInput.NOISE:
+        return outputs, tile(outputs)
+    return outputs, side_by_side([inputs, outputs], labels=["photo", "model"])
 
 
 def _to_device(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -296,6 +314,16 @@ def train_step(state: TrainState, real_a: torch.Tensor, real_b: torch.Tensor,
             "lr_d": optimizers["D"].param_groups[0]["lr"], "lr_g": optimizers["G"].param_groups[0]["lr"]}
 
 
+def metric_name(term: str) -> str:
+    """The MLflow name of a logged training term: learning rates under ``lr/``, gradient norms
+    under ``grad_norm/``, D's mean scores under ``d_score/`` and the losses under ``loss/``
+    (``lr_g`` → ``lr/g``, ``d_real_a`` → ``d_score/real_a``, ``nce`` → ``loss/nce``)."""
+    for start, group in _METRIC_GROUPS:
+        if term.startswith(start):
+            return group + term.removeprefix(start)
+    return f"loss/{term}"
+
+
 def watch_samples(generator: torch.nn.Module, inputs: torch.Tensor, reference_diversity: float, ratio: float,
                   step: int, run: Run | None) -> float:
     """Render the fixed inputs, log the grid and the samples' diversity, warn on mode collapse."""
@@ -308,7 +336,7 @@ def watch_samples(generator: torch.nn.Module, inputs: torch.Tensor, reference_di
     if run:
         run.log_metrics({"samples/diversity": diversity, "samples/diversity_ratio": diversity / reference_diversity},
                         step=step)
-        run.log_image(grid, f"samples/step_{step:07d}.png")
+        run.log_image(grid, key="samples", step=step)
     return diversity
 
 
@@ -396,7 +424,7 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
                 log.info("step %d/%d %s", step, cfg.steps, " ".join(f"{k}={v:.4g}" for k, v in losses.items()))
                 curve.add(step, losses)
                 if run:
-                    run.log_metrics({f"loss/{k}": v for k, v in losses.items()}, step=step)
+                    run.log_metrics({metric_name(k): v for k, v in losses.items()}, step=step)
         if world.is_main and (step % cfg.sample_every == 0 or step == cfg.steps):
             watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
         if world.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
