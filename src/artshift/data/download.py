@@ -5,7 +5,7 @@ Data sets and model weights are large files fetched over networks that drop conn
 (transport errors, 5xx, 408, 425, 429) with exponential backoff, fails at once on errors that a
 retry will not fix (404, a bad url), and verifies the sha256 before the file appears under its
 final name. Used by the ``url`` data source (:mod:`artshift.data.sources`) and for the FID
-Inception weights (:mod:`artshift.metrics.weights`).
+pretrained weights (:mod:`artshift.weights`).
 """
 
 from __future__ import annotations
