@@ -11,8 +11,9 @@ from artshift.errors import ArtShiftError, DataError
 from artshift.files import sha256_file
 from artshift.metrics.inception import RANDOM_INIT_LABEL, STANDARD_LABEL, random_state_dict
 from artshift.metrics.weights import INCEPTION_WEIGHTS, load_feature_extractor
+from artshift.models.adain import VGG19_WEIGHTS
 
-SPECS = pytest.mark.parametrize("spec", [INCEPTION_WEIGHTS], ids=["inception"])
+SPECS = pytest.mark.parametrize("spec", [INCEPTION_WEIGHTS, VGG19_WEIGHTS], ids=["inception", "vgg19"])
 
 
 @SPECS
@@ -24,7 +25,8 @@ def test_wrong_sha256_is_refused(tmp_path, spec):
 
 
 def test_hash_prefix_comes_from_the_hub_file_name():
-    assert INCEPTION_WEIGHTS.sha256_prefix == "6726825d" and INCEPTION_WEIGHTS.url.endswith(INCEPTION_WEIGHTS.file)
+    assert (INCEPTION_WEIGHTS.sha256_prefix, VGG19_WEIGHTS.sha256_prefix) == ("6726825d", "dcbb9e9d")
+    assert VGG19_WEIGHTS.url.endswith("/" + VGG19_WEIGHTS.file)
 
 
 @SPECS

@@ -14,6 +14,9 @@ class GeneratorInput(StrEnum):
 
     PHOTO = "photo"  # (N, 3, H, W) RGB in [-1, 1] → repainted image of the same shape
     NOISE = "noise"  # (N, z_dim) latent vectors z ~ N(0, I) → (N, 3, S, S) new paintings
+    # (N, 3, H, W) photo, (N, 3, H', W') style image of any size, both in [-1, 1], and a scalar
+    # alpha in [0, 1] → the photo repainted in that style, (N, 3, H, W)
+    PHOTO_AND_STYLE = "photo_and_style"
 
 
 METADATA_KEY = "generator_input"
