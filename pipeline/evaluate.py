@@ -29,7 +29,8 @@ def main() -> None:
 
         run.log_params({"evaluate": cfg.model_dump()})
         run.log_metrics(tracked_metrics(report))
-        run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
+        run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]}
+                     | ({"eval.style_extractor": report["style_extractor"]} if "style_extractor" in report else {}))
         run.log_artifact(EVAL_JSON, "eval")
         run.log_artifact(GRID_PNG, "eval")
 

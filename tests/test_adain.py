@@ -1,4 +1,4 @@
-"""AdaIN: the operation, the VGG encoder and its weights, training and resume."""
+"""AdaIN: the operation, the VGG encoder and its weights, training, resume and evaluation."""
 
 import dataclasses
 import logging
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from artshift import checkpoint
-from artshift.config import parse_params
+from artshift.config import EvaluateParams, parse_params
 from artshift.data.dataset import load_folder
 from artshift.errors import ArtShiftError, ParamsError
 from artshift.files import sha256_file
@@ -218,3 +218,40 @@ def test_trains_with_the_stabilisers_and_resumes_exactly(tmp_path):
     a, b = (checkpoint.load(out / "generator.pt", "generator")["state_dict"] for out in (straight, interrupted))
     tensors = [k for k, v in a.items() if isinstance(v, torch.Tensor)]
     assert all(torch.equal(a[k], b[k]) for k in tensors) and a["encoder._extra_state"] == b["encoder._extra_state"]
+
+
+class PixelStatistics:
+    """A stand-in for the Inception extractor, 100× cheaper (these tests are about the pairs and
+    the style score, not FID): each image's channel means and stds as its features."""
+
+    label, resize = "pixel statistics (test)", "pytorch-fid"
+
+    def to(self, device):
+        return self
+
+    def __call__(self, images, batch_size=16):
+        std, mean = torch.std_mean(images, dim=(2, 3))
+        return torch.cat([mean, std], dim=1).double().numpy()
+
+
+def test_evaluation_pairs_each_photo_with_a_painting_and_scores_style(tmp_path):
+    from artshift.evaluation import evaluate, style_pairs, tracked_metrics
+
+    data = write_palettes(tmp_path)
+    net = generator()
+    net.encoder.label = f"{RANDOM_INIT_LABEL} (seed 0, kaiming normal)"
+    extractor = PixelStatistics()
+    cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4)
+    report, grid = evaluate(net, data, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
+    assert report["style_extractor"] == net.encoder.label
+    for name in ("model", "identity", "reinhard"):
+        assert {"fid", "kid_mean", "content", "style_distance"} <= set(report[name])
+    assert report["identity"]["content"] == pytest.approx(1.0)
+    # Reinhard matches each photo's colours to its own painting: closer in style than the photo
+    assert report["reinhard"]["style_distance"] < report["identity"]["style_distance"]
+    assert grid.size == (4 * 32 + 5 * 2, 4 * 32 + 5 * 2)  # photo | style | Reinhard | model, 4 rows
+    tracked = tracked_metrics(report)
+    assert "eval/model/style_distance_random_init" in tracked and "eval/model/fid" in tracked
+    assert np.array_equal(style_pairs(4, 4, seed=0), style_pairs(4, 4, seed=0))
+    again, _ = evaluate(net, data, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
+    assert again["model"] == report["model"]  # the same seeded pairs
