@@ -1,9 +1,10 @@
-"""AdaIN: the operation, the VGG encoder and its weights, training, resume and evaluation."""
+"""AdaIN: the operation, the VGG encoder and its weights, training, resume, evaluation and export."""
 
 import dataclasses
 import logging
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -13,6 +14,7 @@ from artshift.config import EvaluateParams, parse_params
 from artshift.data.dataset import load_folder
 from artshift.errors import ArtShiftError, ParamsError
 from artshift.files import sha256_file
+from artshift.generator_io import METADATA_KEY, REGISTERED_NAMES, GeneratorInput
 from artshift.losses import channel_mean_std
 from artshift.models import adain as adain_module
 from artshift.models.adain import VGG19_WEIGHTS, AdaINGenerator, adain, pretrained_vgg
@@ -255,3 +257,80 @@ def test_evaluation_pairs_each_photo_with_a_painting_and_scores_style(tmp_path):
     assert np.array_equal(style_pairs(4, 4, seed=0), style_pairs(4, 4, seed=0))
     again, _ = evaluate(net, data, extractor, cfg, seed=0, cache_dir=tmp_path / "cache", crop_size=32)
     assert again["model"] == report["model"]  # the same seeded pairs
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A random AdaIN generator exported as fp32, fp16 and int8 ONNX (calibrated on pairs)."""
+    from artshift.export import VARIANTS, export_variants
+
+    net = generator()
+    folder = tmp_path_factory.mktemp("adain-onnx")
+    paths = {variant: folder / f"{variant}.onnx" for variant in VARIANTS}
+    rng = np.random.default_rng(0)
+    calibration = {"photo": rng.uniform(-1, 1, (4, 3, 32, 32)), "style": rng.uniform(-1, 1, (4, 3, 32, 32)),
+                   "alpha": np.linspace(1, 0, 4)}
+    report = export_variants(net, paths, 18, calibration, {"method": "adain"}, parity_atol=1e-4, seed=0)
+    return net, paths, report
+
+
+def test_exports_one_onnx_file_of_photo_style_and_alpha_with_parity(exported):
+    net, paths, report = exported
+    model = onnx.load(str(paths["fp32"]))
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert list(inputs) == ["photo", "style", "alpha"] and inputs["alpha"] == []
+    assert inputs["photo"][:2] == ["batch", 3] and inputs["style"][:2] == ["batch", 3]
+    assert all(isinstance(d, str) for d in inputs["photo"][2:] + inputs["style"][2:])  # dynamic sides
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta[METADATA_KEY] == "photo_and_style" and meta["size_multiple"] == "8" and meta["method"] == "adain"
+    assert report["fp32"]["max_abs_diff"] <= 1e-4  # parity_inputs: two sizes, styles of other sizes, alpha 1 and 0.5
+    assert 0 < report["fp16"]["mean_abs_diff"] < 0.005 and 0 < report["int8"]["mean_abs_diff"] < 0.1
+    assert {p.key: p.value for p in onnx.load(str(paths["int8"])).metadata_props}["precision"] == "int8"
+    assert REGISTERED_NAMES[GeneratorInput.PHOTO_AND_STYLE] == "artshift-adain"
+
+
+def test_the_inference_runner_takes_a_photo_a_style_and_alpha(exported):
+    from artshift.inference import StyleTransfer, Stylizer, open_generator
+
+    net, paths, _ = exported
+    runner = open_generator(paths["fp32"], providers=["CPUExecutionProvider"])
+    assert isinstance(runner, StyleTransfer)
+    rng = np.random.default_rng(2)
+    photo = rng.uniform(-1, 1, (1, 3, 37, 50)).astype(np.float32)  # padded to 40 × 56, cropped back
+    style = rng.uniform(-1, 1, (1, 3, 29, 61)).astype(np.float32)
+    out = runner.run_array(photo, style, alpha=0.7)
+    padded = np.pad(photo, ((0, 0), (0, 0), (0, 3), (0, 6)), mode="reflect")
+    with torch.no_grad():
+        expected = net(torch.from_numpy(padded), torch.from_numpy(style), 0.7)[..., :37, :50].numpy()
+    assert out.shape == photo.shape and np.abs(out - expected).max() <= 1e-4
+    image = runner.stylize(Image.new("RGB", (45, 30), (200, 30, 30)), Image.new("RGB", (20, 20), (0, 0, 255)))
+    assert image.size == (45, 30)
+    with pytest.raises(ArtShiftError, match="alpha must be in"):
+        runner.run_array(photo, style, alpha=1.5)
+    with pytest.raises(ArtShiftError):
+        Stylizer(paths["fp32"])
+
+
+def test_onnx_variants_are_scored_with_style_distance(exported, tmp_path):
+    from artshift.evaluation import score_onnx_models, style_network
+
+    net, paths, _ = exported
+    data = write_palettes(tmp_path)
+    extractor = PixelStatistics()
+    cfg = EvaluateParams(batch_size=4, kid_subsets=5, kid_subset_size=4)
+    scores = score_onnx_models({"fp32": paths["fp32"], "int8": paths["int8"]}, data, extractor, cfg, 0,
+                               tmp_path / "cache", 32, style_network(net))
+    assert all({"style_distance", "content", "kid_mean"} <= set(values) for values in scores.values())
+
+
+def test_example_inputs_pair_photos_with_paintings(tmp_path):
+    from artshift.export import example_inputs, first_example
+
+    data = write_palettes(tmp_path)
+    inputs = example_inputs(generator(), data / "train" / "photos", 3, seed=0, crop_size=24,
+                            paintings_dir=data / "train" / "paintings")
+    assert {k: v.shape for k, v in inputs.items()} == {"photo": (3, 3, 24, 24), "style": (3, 3, 24, 24),
+                                                       "alpha": (3,)}
+    assert inputs["alpha"].tolist() == [1.0, 0.5, 0.0]
+    assert {k: v.shape for k, v in first_example(inputs).items()} == {"photo": (1, 3, 24, 24),
+                                                                       "style": (1, 3, 24, 24), "alpha": ()}

@@ -20,10 +20,13 @@ class GeneratorInput(StrEnum):
 
 
 METADATA_KEY = "generator_input"
-# ONNX input and output tensor names of an exported generator, by what it takes.
-ONNX_NAMES = {GeneratorInput.PHOTO: ("image", "stylized"), GeneratorInput.NOISE: ("z", "painting")}
-# Model registry names: generators that paint from noise apart, so ``models:/artshift/...``
-# always repaints photos.
-REGISTERED_NAMES = {GeneratorInput.PHOTO: "artshift", GeneratorInput.NOISE: "artshift-dcgan"}
+# ONNX input names (in the order of the generator's arguments) and output name of an exported
+# generator, by what it takes.
+ONNX_NAMES = {GeneratorInput.PHOTO: (("image",), "stylized"), GeneratorInput.NOISE: (("z",), "painting"),
+              GeneratorInput.PHOTO_AND_STYLE: (("photo", "style", "alpha"), "stylized")}
+# Model registry names: one per kind of input, so ``models:/artshift/...`` always repaints a
+# photo alone.
+REGISTERED_NAMES = {GeneratorInput.PHOTO: "artshift", GeneratorInput.NOISE: "artshift-dcgan",
+                    GeneratorInput.PHOTO_AND_STYLE: "artshift-adain"}
 # Model references that artshift.tracking resolves through MLflow rather than as file paths.
 MODEL_URI_SCHEMES = ("models:/", "runs:/")

@@ -174,16 +174,18 @@ def data_run(stage: str) -> Run:
 
 
 def log_onnx_model(run: Run, onnx_path: str | Path, input_example, takes: GeneratorInput) -> str:
-    """Log the ONNX file with the ``mlflow.onnx`` flavour (signature + input example) into the run,
-    and register it under the name for generators that take ``takes`` (:data:`REGISTERED_NAMES`);
-    returns the registered version."""
+    """Log the ONNX file with the ``mlflow.onnx`` flavour (signature + input example: one array,
+    or a dict of arrays by input name for a model of several inputs) into the run, and register
+    it under the name for generators that take ``takes`` (:data:`REGISTERED_NAMES`); returns the
+    registered version."""
     import mlflow.onnx
     import onnx
     import onnxruntime as ort
     from mlflow.models import infer_signature
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    output = session.run(None, {session.get_inputs()[0].name: input_example})[0]
+    feeds = input_example if isinstance(input_example, dict) else {session.get_inputs()[0].name: input_example}
+    output = session.run(None, feeds)[0]
     mlflow.set_tracking_uri(tracking_uri())
     with mlflow.start_run(run_id=run.run_id):
         info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
