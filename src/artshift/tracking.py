@@ -181,15 +181,22 @@ def log_onnx_model(run: Run, onnx_path: str | Path, input_example, takes: Genera
     import mlflow.onnx
     import onnx
     import onnxruntime as ort
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import Schema, TensorSpec
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     feeds = input_example if isinstance(input_example, dict) else {session.get_inputs()[0].name: input_example}
     output = session.run(None, feeds)[0]
+    if isinstance(input_example, dict):  # MLflow infers no spec for a scalar (AdaIN's alpha): one spec per input
+        inputs = Schema([TensorSpec(array.dtype, (-1, *array.shape[1:]) if array.ndim else (), name)
+                         for name, array in input_example.items()])
+        signature = ModelSignature(inputs, infer_signature(output).inputs)
+    else:
+        signature = infer_signature(input_example, output)
     mlflow.set_tracking_uri(tracking_uri())
     with mlflow.start_run(run_id=run.run_id):
         info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="onnx_model",
-                                     signature=infer_signature(input_example, output),
+                                     signature=signature,
                                      input_example=input_example, registered_model_name=REGISTERED_NAMES[takes])
     return str(info.registered_model_version or "")
 
