@@ -340,7 +340,19 @@ def serve_command(args: argparse.Namespace) -> None:
 
     model = resolve_model(args.model)
     serve(model.path, args.host, args.port, serve_limits(args), concurrency=args.concurrency,
-          queue=args.queue, threads=args.threads, tile=args.tile, model_ref=model)
+          queue=args.queue, threads=args.threads, tile=args.tile, model_ref=model, styles=style_gallery(args.styles))
+
+
+def style_gallery(folder: str | None) -> Path | None:
+    """The folder of the service's style gallery: ``--styles``, else the processed test paintings
+    when they exist (else no gallery: users upload their own style images)."""
+    from artshift.gallery import DEFAULT_STYLES
+
+    if folder is None:
+        return DEFAULT_STYLES if DEFAULT_STYLES.is_dir() else None
+    if not Path(folder).is_dir():
+        raise ArtShiftError(f"--styles: {folder}: not a folder")
+    return Path(folder)
 
 
 def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
@@ -426,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time")
     serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
     serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    serve.add_argument("--styles", metavar="DIR", help="AdaIN models: the folder of style images the page offers "
+                       "(default data/processed/test/paintings when it exists)")
     _add_tile_argument(serve)
     _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)

@@ -279,12 +279,11 @@ class StyleTransfer(OnnxGenerator):
         # After a large run ONNX Runtime's arena goes back to the OS, as for the tiles of a Stylizer.
         return self._run(feeds, release=padded[0, 0].size * len(padded) > KEEP_ARENA_PIXELS)[:, :, :height, :width]
 
-    def check_photo(self, width: int, height: int, name: str) -> None:
-        """Raise :class:`ImageTooLarge` ("<name>: ...") for a photo with a side above ``max_side``."""
+    def check_photo(self, width: int, height: int, name: str, hint: str = "scale it down or raise --tile") -> None:
+        """Raise :class:`ImageTooLarge` ("<name>: ...: <hint>") for a photo with a side above ``max_side``."""
         if max(width, height) > self.max_side:
             raise ImageTooLarge(f"{name}: image too large for one AdaIN pass ({width}x{height}, sides up to "
-                                f"{self.max_side} px); AdaIN's statistics are global, so photos are not tiled: "
-                                "scale it down or raise --tile")
+                                f"{self.max_side} px); AdaIN's statistics are global, so photos are not tiled: {hint}")
 
     def prepare_style(self, style: Image.Image) -> Image.Image:
         """The style image as the model gets it: scaled down (Lanczos, aspect kept) so that its
