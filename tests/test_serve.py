@@ -202,3 +202,146 @@ def test_slow_headers_and_bodies_are_cut_off(tiny_onnx):
         assert received.startswith(b"HTTP/1.1 408 ") and b"not complete within 0.5 s" in received and seconds < 5
         with httpx.Client(base_url=url, trust_env=False) as client:  # a normal client is unaffected
             assert client.post("/v1/stylize", content=_png()).status_code == 200
+
+
+def _metric(text: str, line_start: str) -> float:
+    """The value of the one sample in Prometheus text ``text`` whose line starts with ``line_start``."""
+    (value,) = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(line_start)]
+    return float(value)
+
+
+def test_metrics_count_requests_by_route_and_status(tiny_onnx):
+    client = TestClient(create_app(tiny_onnx))
+    assert client.post("/v1/stylize", content=_png()).status_code == 200
+    assert client.post("/v1/stylize", content=b"not an image").status_code == 415
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/no/such/page").status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' default
+    text = response.text
+    assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="200"}') == 1
+    assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="415"}') == 1
+    assert _metric(text, 'artshift_http_requests_total{route="/healthz",status="200"}') == 1
+    assert _metric(text, 'artshift_http_requests_total{route="unmatched",status="404"}') == 1  # never the raw path
+    assert "/no/such/page" not in text
+    assert _metric(text, 'artshift_http_request_duration_seconds_count{route="/v1/stylize"}') == 2
+    assert _metric(text, 'artshift_http_request_duration_seconds_bucket{le="+Inf",route="/v1/stylize"}') == 2
+    assert _metric(text, "artshift_queue_depth ") == 0 and _metric(text, "artshift_stylize_in_progress ") == 0
+    assert _metric(text, f'artshift_model_info{{model="{tiny_onnx.name}",provider="CPUExecutionProvider",'
+                         'run_id="",version=""}') == 1
+
+
+def test_queue_depth_follows_the_requests_waiting():
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from artshift.serve import Gate
+
+    registry = CollectorRegistry()
+    waiting, busy = Gauge("waiting", "", registry=registry), Gauge("busy", "", registry=registry)
+    gate = Gate(concurrency=1, queue=1, waiting=waiting, busy=busy)
+
+    async def scenario():
+        release = asyncio.Event()
+
+        async def hold():
+            async with gate:
+                await release.wait()
+
+        first = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        second = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        seen = (registry.get_sample_value("waiting"), registry.get_sample_value("busy"))
+        second.cancel()  # a request given up while it waits leaves the queue
+        await asyncio.sleep(0)
+        after_cancel = (registry.get_sample_value("waiting"), gate.admitted)
+        release.set()
+        await first
+        return seen, after_cancel, (registry.get_sample_value("waiting"), registry.get_sample_value("busy"))
+
+    assert asyncio.run(scenario()) == ((1, 1), (0, 1), (0, 0))
+
+
+@pytest.mark.parametrize(("threads", "workers", "expected"), [(0, 1, 0), (0, 2, 4), (3, 2, 3), (8, 1, 8)])
+def test_worker_threads_share_the_cores(threads, workers, expected):
+    from artshift.serve import worker_threads
+
+    assert worker_threads(threads, workers, cores=8) == expected
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--threads", "3", "--workers", "3"], "error: --threads 3 x --workers 3 = 9 threads for 8 CPU cores; "
+                                           "use --threads 2 or --threads 0"),
+    (["--workers", "9"], "error: --workers 9: more than the 8 CPU cores of this machine"),
+    (["--workers", "0"], "--workers: must be > 0, got 0"),
+])
+def test_serve_refuses_more_threads_than_cores(monkeypatch, capsys, tiny_onnx, args, message):
+    from artshift import cli
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    try:
+        code = cli.main(["serve", "--model", str(tiny_onnx), *args])
+    except SystemExit as exc:  # argparse's own check
+        code = exc.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_serve_binds_this_machine_only_unless_told():
+    from artshift import cli
+
+    assert cli.build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    assert cli.build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _parent_pid(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+
+
+def test_two_workers_both_answer_and_share_their_metrics(tiny_onnx, tmp_path):
+    import glob
+    import signal
+    import subprocess
+    import sys
+
+    port = _free_port()
+    metric_folders = set(glob.glob("/dev/shm/artshift-metrics-*"))
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-m", "artshift.cli", "serve", "--model", str(tiny_onnx), "--port",
+                               str(port), "--workers", "2", "--header-timeout", "0.5"], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        workers: set[int] = set()
+        asked = 0
+        while len(workers) < 2 and time.monotonic() < deadline:
+            assert server.poll() is None, (tmp_path / "serve.log").read_text()
+            try:  # a new connection each time: the kernel hands it to either worker
+                answer = httpx.get(f"{url}/healthz", headers={"Connection": "close"}, trust_env=False)
+                workers.add(answer.json()["worker"])
+                asked += 1
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert len(workers) == 2 and {_parent_pid(pid) for pid in workers} == {server.pid}
+        with httpx.Client(base_url=url, trust_env=False) as client:
+            answer = client.post("/v1/stylize", content=_png((40, 30)))
+            assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).size == (40, 30)
+            text = client.get("/metrics").text  # answered by one worker, counting both
+        assert _metric(text, 'artshift_http_requests_total{route="/healthz",status="200"}') == asked
+        assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="200"}') == 1
+        for _ in range(4):  # the header deadline holds in every worker
+            received, seconds = _raw_exchange(url, b"GET /healthz HTTP/1.1\r\n", wait_s=10)
+            assert received == b"" and seconds < 5
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=60) == 0
+        log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert f"Uvicorn running on http://127.0.0.1:{port}" in output and "Traceback" not in output
+    assert set(glob.glob("/dev/shm/artshift-metrics-*")) == metric_folders  # the metric files are gone
