@@ -294,54 +294,61 @@ def test_serve_binds_this_machine_only_unless_told():
     assert cli.build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture
+def bench(monkeypatch):
+    """The service benchmarks' helpers (benchmarks/service_runner.py, benchmarks/serve_faults.py)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import serve_faults
+    import service_runner
+
+    return service_runner, serve_faults
 
 
 def _parent_pid(pid: int) -> int:
-    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
 
 
-def test_two_workers_both_answer_and_share_their_metrics(tiny_onnx, tmp_path):
+def test_two_workers_both_answer_and_share_their_metrics(tiny_onnx, tmp_path, bench):
     import glob
-    import signal
-    import subprocess
-    import sys
 
-    port = _free_port()
+    running_service = bench[0].running_service
     metric_folders = set(glob.glob("/dev/shm/artshift-metrics-*"))
-    log = (tmp_path / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-m", "artshift.cli", "serve", "--model", str(tiny_onnx), "--port",
-                               str(port), "--workers", "2", "--header-timeout", "0.5"], stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        workers: set[int] = set()
-        asked = 0
-        while len(workers) < 2 and time.monotonic() < deadline:
-            assert server.poll() is None, (tmp_path / "serve.log").read_text()
-            try:  # a new connection each time: the kernel hands it to either worker
-                answer = httpx.get(f"{url}/healthz", headers={"Connection": "close"}, trust_env=False)
-                workers.add(answer.json()["worker"])
-                asked += 1
-            except httpx.TransportError:
-                time.sleep(0.2)
+    log = tmp_path / "serve.log"
+    with running_service(tiny_onnx, ["--workers", "2", "--header-timeout", "0.5"], log) as (url, server):
+        workers, asked = set(), 0
+        while len(workers) < 2 and asked < 200:  # a new connection each time: the kernel hands it to either worker
+            workers.add(httpx.get(f"{url}/healthz", headers={"Connection": "close"}, trust_env=False).json()["worker"])
+            asked += 1
         assert len(workers) == 2 and {_parent_pid(pid) for pid in workers} == {server.pid}
         with httpx.Client(base_url=url, trust_env=False) as client:
             answer = client.post("/v1/stylize", content=_png((40, 30)))
             assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).size == (40, 30)
             text = client.get("/metrics").text  # answered by one worker, counting both
-        assert _metric(text, 'artshift_http_requests_total{route="/healthz",status="200"}') == asked
+        assert _metric(text, 'artshift_http_requests_total{route="/healthz",status="200"}') == asked + 1  # + start-up
         assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="200"}') == 1
         for _ in range(4):  # the header deadline holds in every worker
             received, seconds = _raw_exchange(url, b"GET /healthz HTTP/1.1\r\n", wait_s=10)
             assert received == b"" and seconds < 5
-    finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=60) == 0
-        log.close()
-    output = (tmp_path / "serve.log").read_text()
-    assert f"Uvicorn running on http://127.0.0.1:{port}" in output and "Traceback" not in output
+    assert server.returncode == 0
+    output = log.read_text()
+    assert "Uvicorn running on http://127.0.0.1:" in output and "Traceback" not in output  # loopback by default
     assert set(glob.glob("/dev/shm/artshift-metrics-*")) == metric_folders  # the metric files are gone
+
+
+def test_a_mix_of_good_bad_and_slow_requests_gets_no_5xx(tiny_onnx, tmp_path, bench):
+    """issue 17's service case, small: serve_faults.py runs 1,000 requests over 64 connections."""
+    service_runner, faults = bench
+    setup = faults.Setup(header_s=0.6, body_s=0.9, queue=16)
+    requests = faults.draw(len(faults.KINDS) * 4, seed=1)
+    assert {request.kind for request in requests} == set(faults.KINDS)
+    with service_runner.running_service(tiny_onnx, setup.flags(), tmp_path / "serve.log") as (url, _):
+        outcomes = asyncio.run(faults.run_mix(url, requests, 12, faults.references(tiny_onnx), setup, tmp_path))
+    assert faults.server_errors(outcomes) == 0
+    assert faults.wrong(outcomes) == {kind: 0 for kind in outcomes}, faults.table(outcomes)
+    assert sum(counts[200] for kind, counts in outcomes.items() if faults.KINDS[kind][1]) == sum(
+        1 for request in requests if faults.KINDS[request.kind][1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log"]  # the ../ file name wrote nothing
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
