@@ -352,3 +352,13 @@ def test_a_mix_of_good_bad_and_slow_requests_gets_no_5xx(tiny_onnx, tmp_path, be
         1 for request in requests if faults.KINDS[request.kind][1])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log"]  # the ../ file name wrote nothing
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_model_no_worker_could_load_is_one_line_before_any_worker_starts(tmp_path, capsys, monkeypatch):
+    from artshift import cli
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not a model")
+    assert cli.main(["serve", "--model", str(bad), "--workers", "2", "--threads", "1"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {bad}: not a loadable ONNX model")

@@ -330,3 +330,15 @@ def test_a_local_store_is_not_probed(store, monkeypatch):
 
     monkeypatch.setattr(tracking, "server_problem", lambda uri: pytest.fail(f"probed {uri}"))
     tracking.check_store(required=True)
+
+
+@pytest.mark.parametrize(("status", "problem"), [(502, "/health answered HTTP 502"), (401, None), (200, None)])
+def test_a_server_answering_5xx_counts_as_down(monkeypatch, status, problem):
+    import httpx
+
+    from artshift import tracking
+
+    asked = []
+    monkeypatch.setattr(tracking.httpx, "get", lambda url, **kwargs: asked.append(url) or httpx.Response(status))
+    assert tracking.server_problem("https://mlflow.example.org/") == problem  # 401: an authenticating proxy
+    assert asked == ["https://mlflow.example.org/health"]

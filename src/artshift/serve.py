@@ -361,6 +361,11 @@ class Service:
         return create_app(self.model_path, self.limits, self.concurrency, self.queue, self.threads, self.tile,
                           self.model_ref)
 
+    def check_model(self) -> None:
+        """Open the model once, and let it go: a model that no worker could load is then one error
+        line here, not workers failing (and being restarted) one after another."""
+        Stylizer(self.model_path, threads=1, tile=self.tile)
+
 
 def worker_threads(threads: int, workers: int, cores: int | None = None) -> int:
     """ONNX Runtime threads for each of ``workers`` processes, so that workers × threads ≤ cores.
@@ -378,13 +383,13 @@ def worker_threads(threads: int, workers: int, cores: int | None = None) -> int:
 
 
 def serve(service: Service, host: str, port: int, workers: int = 1) -> None:
-    """Run the service until interrupted: one process, or ``workers`` processes sharing the
-    listening socket (uvicorn's supervisor restarts one that dies) and their metrics."""
-    config = ServiceConfig(service, service.limits.header_timeout_s, factory=True, host=host, port=port,
-                           workers=workers, log_level="info")
-    sock = config.bind_socket()
+    """Run the service until interrupted: in this process, or in ``workers`` processes that share
+    the listening socket (uvicorn's supervisor restarts one that dies) and their metrics."""
+    options = {"host": host, "port": port, "log_level": "info"}
     if workers == 1:
-        uvicorn.Server(config).run(sockets=[sock])
+        uvicorn.Server(ServiceConfig(service(), service.limits.header_timeout_s, **options)).run()
         return
+    service.check_model()
+    config = ServiceConfig(service, service.limits.header_timeout_s, factory=True, workers=workers, **options)
     with shared_metrics_folder():
-        Multiprocess(config, sockets=[sock]).run()
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
