@@ -14,8 +14,9 @@ the service answers 503 instead of piling up work. What one
 request may cost is bounded by :class:`Limits`: its body (413), its image's pixels, side,
 aspect ratio and tiles, all checked before any work (413), and its stylising time (413 once
 over the budget); non-images get 415 — never a 500. Request headers and bodies that arrive
-too slowly are cut off (the connection closed; 408). The service writes no files: uploads,
-multipart ones included, are parsed in memory within the body limit.
+too slowly are cut off (the connection closed; 408). Nothing a request sends reaches a file:
+uploads, multipart ones included, are parsed in memory within the body limit (the only files are
+the workers' metric files, see :mod:`artshift.serve_metrics`).
 """
 
 from __future__ import annotations
