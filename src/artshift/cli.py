@@ -232,12 +232,14 @@ def serve_limits(args: argparse.Namespace) -> Limits:
 
 
 def serve_command(args: argparse.Namespace) -> None:
-    """Serve the model over HTTP until interrupted."""
-    from artshift.serve import serve
+    """Serve the model over HTTP until interrupted, in ``--workers`` processes."""
+    from artshift.serve import Service, serve, worker_threads
 
+    threads = worker_threads(args.threads, args.workers)
     model = resolve_model(args.model)
-    serve(model.path, args.host, args.port, serve_limits(args), concurrency=args.concurrency,
-          queue=args.queue, threads=args.threads, tile=args.tile, model_ref=model)
+    service = Service(model.path, serve_limits(args), concurrency=args.concurrency, queue=args.queue,
+                      threads=threads, tile=args.tile, model_ref=model)
+    serve(service, args.host, args.port, args.workers)
 
 
 def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
@@ -312,11 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="HTTP service with an upload page")
     serve.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="bind address (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time")
-    serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
-    serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    serve.add_argument("--workers", type=positive(int), default=1,
+                       help="processes, each with its own model session, sharing the port (default 1)")
+    serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time, per worker")
+    serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait, per worker; more get 503")
+    serve.add_argument("--threads", type=int, default=0,
+                       help="CPU threads for ONNX Runtime per worker (0 = all cores / workers); "
+                            "workers x threads may not exceed the cores")
     _add_tile_argument(serve)
     _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)

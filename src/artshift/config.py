@@ -155,6 +155,12 @@ class ExportParams(_Section):
     register_model: bool = True
 
 
+class TrackingParams(_Section):
+    # A tracking server ($MLFLOW_TRACKING_URI) that is down or unreachable when a stage starts fails
+    # the stage then; false: the stage logs to the project's local mlflow.db instead, with a warning.
+    required: bool = True
+
+
 # numpy's legacy global seed (np.random.seed, called by training) takes 0 .. 2**32 - 1, the
 # narrowest range of the seeded RNGs (torch.manual_seed and default_rng take more).
 MAX_SEED = 2**32 - 1
@@ -167,6 +173,7 @@ class Params(_Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
+    tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
     def _crop_fits(self) -> Params:
