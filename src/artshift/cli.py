@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from artshift.errors import ArtShiftError, run_main
-from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput, ModelRef
+from artshift.generator_io import REGISTERED_NAMES, GeneratorInput, resolve_model
 from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import progress
@@ -174,9 +174,8 @@ def stylize_command(args: argparse.Namespace) -> None:
     jobs, existing = _plan(args, skipped)
     for path, why in skipped:
         print(f"skip: {path}: {why}", file=sys.stderr)
-    model = resolve_model(args.model)
-    stylizer = Stylizer(model.path, threads=args.threads, tile=args.tile)
-    print(f"running {model.describe(stylizer.metadata)} on {stylizer.provider}", file=sys.stderr)
+    stylizer = Stylizer(args.model, threads=args.threads, tile=args.tile)
+    print(f"running {stylizer.describe()} on {stylizer.provider}", file=sys.stderr)
     done, failed = 0, []
     with progress(total=len(jobs), desc="stylize") as bar:
         for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
@@ -193,16 +192,6 @@ def stylize_command(args: argparse.Namespace) -> None:
                             f"{', '.join(problems[:3])}" + (" ..." if len(problems) > 3 else ""))
 
 
-def resolve_model(model: str) -> ModelRef:
-    """The local ONNX file for ``--model``: a path, or an MLflow URI like ``models:/artshift@champion``
-    (downloaded, with its registry version and run)."""
-    if model.startswith(MODEL_URI_SCHEMES):
-        from artshift.registry import resolve_model as from_mlflow
-
-        return from_mlflow(model)
-    return ModelRef(Path(model), model)
-
-
 def sample_command(args: argparse.Namespace) -> None:
     """Draw ``--n`` new paintings from the noise of ``--seed`` into ``--out`` as PNG files."""
     from artshift.inference import Sampler
@@ -210,9 +199,8 @@ def sample_command(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise ArtShiftError(f"--n: must be >= 1, got {args.n}")
     check_output_folders({Path(args.out)})
-    model = resolve_model(args.model)
-    sampler = Sampler(model.path, threads=args.threads)
-    print(f"running {model.describe(sampler.metadata)} on {sampler.provider}", file=sys.stderr)
+    sampler = Sampler(args.model, threads=args.threads)
+    print(f"running {sampler.describe()} on {sampler.provider}", file=sys.stderr)
     targets = [Path(args.out) / f"sample_seed{args.seed}_{index:04d}.png" for index in range(args.n)]
     existing = [t for t in targets if t.exists()]
     if existing and not args.force:

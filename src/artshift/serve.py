@@ -176,7 +176,7 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
     """The FastAPI app serving ``model_path`` (loaded now, once); ``model_ref`` says where it came
     from (an MLflow registry version) for ``/healthz`` and the start-up line."""
     stylizer = Stylizer(model_path, threads=threads, tile=tile)
-    loaded = model_ref or ModelRef(Path(model_path), Path(model_path).name)
+    loaded = model_ref or stylizer.ref
     log.info("serving %s on %s", loaded.describe(stylizer.metadata), stylizer.provider)
     gate = Gate(concurrency, queue)
 
