@@ -21,7 +21,7 @@ from artshift.errors import ArtShiftError, run_main
 from artshift.generator_io import REGISTERED_NAMES, GeneratorInput, resolve_model
 from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
 from artshift.limits import DEFAULT_LIMITS, Limits
-from artshift.log import progress
+from artshift.log import progress, say
 from artshift.runs import add_runs_parser
 
 DEFAULT_MODEL = "models/generator.onnx"
@@ -145,7 +145,7 @@ def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable
         try:
             pixels = rgb_pixels(load_rgb(source))
         except ArtShiftError as exc:
-            print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
+            say(f"skip: {exc}")  # the message starts with the path; the progress bar stays intact
             failed.append((source, "unreadable"))
             continue
         height, width, _ = pixels.shape
