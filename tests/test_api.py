@@ -127,3 +127,20 @@ def test_sampler_api(tiny_dcgan, tiny_onnx):
         sampler.sample_pixels(0)
     with pytest.raises(ArtShiftError, match="repaints photos"):
         artshift.Sampler(tiny_onnx)
+
+
+def test_a_cpu_only_onnxruntime_is_not_asked_for_cuda(tiny_onnx, monkeypatch):
+    import warnings
+
+    import onnxruntime
+    from onnxruntime.capi import _pybind_state
+
+    def cpu_build():
+        return ["AzureExecutionProvider", "CPUExecutionProvider"]  # what the onnxruntime wheel lists
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", cpu_build)
+    monkeypatch.setattr(_pybind_state, "get_available_providers", cpu_build)  # what InferenceSession checks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # onnxruntime warns when asked for a provider it lacks
+        stylizer = artshift.Stylizer(tiny_onnx)
+    assert stylizer.provider == "CPUExecutionProvider"

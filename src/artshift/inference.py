@@ -52,6 +52,15 @@ def _silence_provider_loader() -> None:
     ort.set_default_logger_severity(_ORT_FATAL_ONLY)
 
 
+def _available_providers() -> list[str]:
+    """:data:`PREFERRED_PROVIDERS` that this ONNX Runtime build has (asking the CPU-only build of
+    ``artshift[serve]`` for CUDA prints a warning on every load)."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    return [provider for provider in PREFERRED_PROVIDERS if provider in available]
+
+
 def _reflect_pad(array: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
     """Pad (N, C, H, W) on the bottom/right by reflection up to a multiple of ``multiple``.
 
@@ -119,7 +128,7 @@ class OnnxGenerator:
         # holds: a second run at the same shape doubled the peak (1.85 vs 0.95 GB, 1024 px tile).
         options.enable_mem_pattern = False
         try:
-            self.session = ort.InferenceSession(source, options, providers=providers or PREFERRED_PROVIDERS)
+            self.session = ort.InferenceSession(source, options, providers=providers or _available_providers())
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ArtShiftError(f"{self.name}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
         self.metadata = self.session.get_modelmeta().custom_metadata_map
