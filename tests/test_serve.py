@@ -202,3 +202,32 @@ def test_slow_headers_and_bodies_are_cut_off(tiny_onnx):
         assert received.startswith(b"HTTP/1.1 408 ") and b"not complete within 0.5 s" in received and seconds < 5
         with httpx.Client(base_url=url, trust_env=False) as client:  # a normal client is unaffected
             assert client.post("/v1/stylize", content=_png()).status_code == 200
+
+
+def test_favicon_and_examples_are_served_and_nothing_else(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(icon.content)).size == (32, 32)
+    listed = client.get("/examples").json()
+    assert [example["name"] for example in listed] == ["coffee", "cat", "rocket"]
+    for example in listed:
+        photo = client.get(example["url"])
+        assert photo.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(photo.content)).width == 320
+    for probe in ("/examples/nope.jpg", "/examples/..%2Fpage.jpg", "/examples/../serve.jpg", "/examples/%2e%2e.jpg"):
+        response = client.get(probe)
+        assert response.status_code == 404 and response.headers["content-type"] == "application/json", probe
+
+
+def test_docs_describe_an_image_in_and_an_image_out(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/stylize"]["post"]
+    body = operation["requestBody"]["content"]
+    assert body["image/*"]["schema"] == {"type": "string", "format": "binary"}
+    assert body["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    assert set(operation["responses"]["200"]["content"]) == {"image/png", "image/jpeg"}
+    assert {"413", "415", "503"} <= set(operation["responses"])
+    query = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert query["format"]["schema"]["enum"] == ["png", "jpeg"]
+    assert client.get("/docs").status_code == 200
+    # What Swagger UI's "Try it out" sends for image/*: the file as the body with that content type.
+    response = client.post("/v1/stylize", content=_png((40, 30)), headers={"content-type": "image/*"})
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (40, 30)

@@ -3,7 +3,8 @@
 - ``POST /v1/stylize``: an image as the request body (or a multipart ``file`` field) → the
   stylised image, PNG by default or JPEG with ``?format=jpeg``.
 - ``GET /healthz``: liveness plus the model (its registry version and MLflow run) and execution provider.
-- ``GET /``: a small page to upload a photo and see it before and after, side by side.
+- ``GET /``: a page to upload, drop or pick an example photo, see it before and after and download
+  the result (:mod:`artshift.page`, with ``/favicon.ico`` and ``/examples``); ``GET /docs``: the API.
 
 The model is loaded once. At most ``concurrency`` images are stylised at a time, at most
 ``queue`` more wait; beyond that the service answers 503 instead of piling up work. What one
@@ -28,9 +29,9 @@ from time import monotonic
 
 import h11
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -41,9 +42,9 @@ from artshift.images import decode_rgb
 from artshift.inference import Stylizer
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import get_logger
+from artshift.page import STYLIZE_OPENAPI, STYLIZE_RESPONSES, add_page_routes
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
-PAGE = (Path(__file__).parent / "page.html").read_text()
 log = get_logger("serve")
 
 
@@ -188,19 +189,19 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
                                 f"tiles of {stylizer.tile} px, limit {limits.max_tiles})")
         return stylizer.stylize(image, _budget(limits))
 
-    app = FastAPI(title="ArtShift", version="1", docs_url="/docs")
-
-    @app.get("/", response_class=HTMLResponse)
-    async def page() -> str:
-        return PAGE
+    app = FastAPI(title="ArtShift", version="1", docs_url="/docs",
+                  description="Repaints photos in a learned abstract-painting style. The page at / uses this API.")
+    add_page_routes(app)
 
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok", "model": loaded.name, "version": loaded.version,
                 "run_id": loaded.run(stylizer.metadata), "provider": stylizer.provider}
 
-    @app.post("/v1/stylize")
-    async def stylize(request: Request, format: str = "png") -> Response:
+    @app.post("/v1/stylize", summary="Repaint a photo", openapi_extra=STYLIZE_OPENAPI, responses=STYLIZE_RESPONSES,
+              response_class=Response)
+    async def stylize(request: Request, format: str = Query("png", description="png or jpeg",
+                                                            json_schema_extra={"enum": list(MEDIA_TYPES)})) -> Response:
         if format not in MEDIA_TYPES:
             return _error(400, f"format must be one of {sorted(MEDIA_TYPES)}, got {format!r}")
         body = await _read_body(request, limits)
