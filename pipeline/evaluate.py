@@ -31,7 +31,8 @@ def main() -> None:
 
         run.log_params({"evaluate": cfg.model_dump()})
         run.log_metrics(tracked_metrics(report))
-        run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]})
+        run.set_tags({"eval.feature_extractor": report["feature_extractor"], "eval.resize": report["resize"]}
+                     | ({"eval.style_extractor": report["style_extractor"]} if "style_extractor" in report else {}))
         run.log_artifact(out["json"], "eval")
         run.log_image(grid, key="eval_grid", step=record["step"])
 

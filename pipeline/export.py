@@ -7,7 +7,7 @@ from pathlib import Path
 from artshift import checkpoint, registry, tracking
 from artshift.config import load_params
 from artshift.data.layout import processed_folder
-from artshift.evaluation import score_onnx_models
+from artshift.evaluation import score_onnx_models, style_network
 from artshift.export import example_inputs, export_variants, input_example, quality_changes
 from artshift.files import atomic_files, write_json
 from artshift.log import get_logger
@@ -26,7 +26,7 @@ def main() -> None:
     params = load_params()
     cfg = params.export
     generator, record = checkpoint.load_generator(GENERATOR)
-    photos = processed_folder(PROCESSED_DIR, "train", "photos")
+    photos, paintings = (processed_folder(PROCESSED_DIR, "train", domain) for domain in ("photos", "paintings"))
     # Opening the run checks the store first; the ONNX files and export.json replace the previous
     # ones only after the parity check, the scores, the logging and the registration all passed.
     with tracking.open_run(RUN_REF) as run, atomic_files({**ONNX_PATHS, "report": EXPORT_JSON}) as out:
@@ -34,11 +34,12 @@ def main() -> None:
         metadata = {"run_id": run.run_id, "method": method, "params_hash": digest,
                     "train_image_size": str(record.get("image_size", ""))}
         onnx_paths = {variant: out[variant] for variant in ONNX_PATHS}
-        calibration = example_inputs(generator, photos, cfg.calibration_images, params.seed, record["image_size"])
+        calibration = example_inputs(generator, photos, cfg.calibration_images, params.seed, record["image_size"],
+                                     paintings)
         report = export_variants(generator, onnx_paths, cfg.opset, calibration, metadata, cfg.parity_atol, params.seed)
         extractor = load_feature_extractor(params.evaluate.inception_weights, params.evaluate.resize, params.seed)
         scores = score_onnx_models(onnx_paths, PROCESSED_DIR, extractor, params.evaluate, params.seed, FEATURE_CACHE,
-                                   record["image_size"])
+                                   record["image_size"], style_network(generator))
         for variant, values in quality_changes(scores).items():
             report[variant] |= values | {"size_mb": onnx_paths[variant].stat().st_size / 1e6}
         write_json(out["report"], {"opset": cfg.opset, "feature_extractor": extractor.label, "variants": report})

@@ -54,7 +54,7 @@ def test_defaults_fill_missing_sections():
         ({"download": {"sha256": "abc"}}, "download.sha256: must be 64 hex digits, got 3 characters"),
         ({"export": {"opset": 9}}, "export.opset: must be >= 17, got 9"),
         ({"train": {"method": "pix2pix"}},
-         "train.method: input should be 'cut', 'fastcut', 'cyclegan' or 'dcgan', got 'pix2pix'"),
+         "train.method: input should be 'cut', 'fastcut', 'cyclegan', 'dcgan' or 'adain', got 'pix2pix'"),
         ({"train": {"method": "dcgan"}}, "train.batch_size: dcgan uses batch norm and needs >= 2, got 1"),
         ({"train": {"gan_loss": "relativistic"}},
          "train.gan_loss: input should be 'vanilla', 'lsgan', 'hinge' or 'wgan', got 'relativistic'"),

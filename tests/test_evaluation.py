@@ -70,7 +70,7 @@ def test_metric_registry_computes_every_metric_and_content_only_for_translations
     features, reference = rng.normal(size=(6, 8)), rng.normal(size=(7, 8))
     cfg = EvaluateParams(kid_subsets=3, kid_subset_size=4)
     translated = compute_metrics(MetricInputs(images, features, reference, images, cfg, seed=0))
-    assert set(METRICS) == {"fid", "kid", "diversity", "content", "checkerboard"}
+    assert set(METRICS) == {"fid", "kid", "diversity", "content", "checkerboard", "style"}
     assert set(translated) == TRANSLATION_SCORES
     assert translated["content"] == pytest.approx(1.0)  # the images are their own photos
     sampled = compute_metrics(MetricInputs(images, features, reference, None, cfg, seed=0))

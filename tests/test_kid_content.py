@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from artshift.baselines import _to_lab, lab_statistics, reinhard_transfer
+from artshift.baselines import _to_lab, image_lab_statistics, lab_statistics, reinhard_transfer
 from artshift.metrics.content import content_score, grayscale, ssim
 from artshift.metrics.kid import kernel_inception_distance, mmd2_unbiased
 
@@ -67,6 +67,16 @@ def test_reinhard_matches_target_lab_statistics():
     assert out.shape == photos.shape and out.min() >= -1 and out.max() <= 1
     got_mean, _ = lab_statistics(out[:1])
     assert np.allclose(got_mean, mean, atol=2.0)  # clipping to the RGB gamut moves it slightly
+
+
+def test_reinhard_matches_each_photo_to_its_own_image():
+    torch.manual_seed(0)
+    photos = torch.rand(2, 3, 24, 24) * 0.5 - 0.5
+    styles = torch.stack([torch.rand(3, 24, 24) * 0.4 + 0.4, torch.rand(3, 24, 24) * 0.4 - 0.8])  # bright, dark
+    targets = image_lab_statistics(styles)
+    assert targets[0].shape == (2, 3) and np.allclose(targets[0][1], lab_statistics(styles[1:])[0])
+    got_mean, _ = image_lab_statistics(reinhard_transfer(photos, *targets))
+    assert np.allclose(got_mean, targets[0], atol=2.0)
 
 
 def test_lab_statistics_streamed_in_batches_equal_the_whole_set():

@@ -123,13 +123,13 @@ def test_constant_generator_triggers_the_collapse_warning(caplog):
     torch.nn.init.zeros_(constant[0].weight)
     constant.takes = GeneratorInput.NOISE
     with caplog.at_level(logging.WARNING, logger="artshift.train"):
-        assert watch_samples(constant, torch.randn(5, 4), 0.4, 0.2, step=7, run=None) == 0
+        assert watch_samples(constant, (torch.randn(5, 4),), 0.4, 0.2, step=7, run=None) == 0
     assert "step 7: possible mode collapse" in caplog.text
 
 
 def _gap_to_paintings(generator, inputs, paintings):
     with torch.no_grad():
-        return float((generator.eval()(inputs).mean() - paintings.mean()).abs())
+        return float((generator.eval()(*inputs).mean() - paintings.mean()).abs())
 
 
 @pytest.mark.parametrize("method,extra", [

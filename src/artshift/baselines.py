@@ -1,7 +1,8 @@
 """Classic baselines the GAN must beat: Reinhard et al. (2001) colour transfer.
 
-Matches each photo's per-channel mean and std in CIE Lab to those of the painting set. It moves
-colours, not structure, so it shows how much of the FID gain is just the palette.
+Matches each photo's per-channel mean and std in CIE Lab to those of the painting set, or of
+its own style image. It moves colours, not structure, so it shows how much of the FID gain is
+just the palette.
 """
 
 from __future__ import annotations
@@ -35,11 +36,19 @@ def lab_statistics(batches: torch.Tensor | Iterable[torch.Tensor]) -> tuple[np.n
     return mean, np.sqrt(m2 / count)
 
 
+def image_lab_statistics(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel Lab mean and std of each image: two (N, 3) arrays."""
+    means, stds = zip(*(lab_statistics(image[None]) for image in images))
+    return np.stack(means), np.stack(stds)
+
+
 def reinhard_transfer(images: torch.Tensor, target_mean: np.ndarray, target_std: np.ndarray) -> torch.Tensor:
-    """Recolour each image so its Lab mean/std equal the target's; same shape, in [-1, 1]."""
+    """Recolour each image so its Lab mean/std equal the target's, one target (3,) for all or
+    one per image (N, 3); same shape, in [-1, 1]."""
     lab = _to_lab(images)
     mean = lab.mean(axis=(1, 2), keepdims=True)
     std = lab.std(axis=(1, 2), keepdims=True)
+    target_mean, target_std = (np.asarray(t).reshape(-1, 1, 1, 3) for t in (target_mean, target_std))
     matched = (lab - mean) / np.maximum(std, 1e-6) * target_std + target_mean
     with warnings.catch_warnings():
         # Matched colours can fall outside the sRGB gamut; clipping them is the intended fix.

@@ -20,7 +20,7 @@ from torch import nn
 from artshift.errors import ArtShiftError
 from artshift.files import save_with
 from artshift.log import get_logger
-from artshift.models.networks import GENERATORS
+from artshift.models import GENERATORS
 
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
 log = get_logger("checkpoint")

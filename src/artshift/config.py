@@ -89,6 +89,9 @@ class TrainParams(_Section):
     n_blocks: int = Field(6, ge=1)
     antialias: bool = True  # blur-pool down- and bilinear upsampling in G and D (cut, fastcut, cyclegan)
     lambda_gan: float = Field(1.0, ge=0)
+    lambda_content: float = Field(1.0, ge=0)  # adain: relu4_1 of the output vs the AdaIN target
+    lambda_style: float = Field(10.0, ge=0)  # adain: VGG feature means and stds vs the style image's
+    vgg_weights: str = ""  # adain: torchvision's vgg19-dcbb9e9d.pth; else searched, then downloaded
     lambda_nce: float = Field(1.0, ge=0)
     nce_idt: bool = True
     nce_layers: list[int] = Field(default_factory=lambda: [0, 4, 8, 11, 14])
@@ -170,6 +173,10 @@ class Params(_Section):
         if self.train.crop_size is not None and self.train.crop_size > self.preprocess.load_size:
             raise ValueError(f"train.crop_size: must be <= preprocess.load_size ({self.preprocess.load_size}), "
                              f"got {self.train.crop_size}")
+        try:
+            METHODS[self.train.method].check_image_size(self.crop_size)
+        except ValueError as exc:
+            raise ValueError(f"train.{exc}") from None
         return self
 
     @property

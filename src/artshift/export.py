@@ -2,10 +2,12 @@
 
 A generator that takes photos gets dynamic batch, height and width, and any height and width of
 at least :data:`~artshift.inference.MIN_SIDE` works: the graph reflect-pads the input to the
-network's multiple of :data:`~artshift.models.networks.SIZE_MULTIPLE` and crops the output back,
-so plain ONNX Runtime needs no ArtShift code. One that takes noise gets ``z`` of shape
-(batch, z_dim) with a dynamic batch. Every file says what it is in its ``doc_string`` and
-metadata: what its generator takes (:mod:`artshift.generator_io`), value ranges, precision.
+network's size multiple and crops the output back, so plain ONNX Runtime needs no ArtShift code.
+One that takes noise gets ``z`` of shape (batch, z_dim) with a dynamic batch. One that takes a
+photo and a style image (AdaIN) gets ``photo`` (any size, as above) and ``style``, each with its
+own dynamic height and width, and a scalar ``alpha``. Every file says what it is in its
+``doc_string`` and metadata: what its generator takes (:mod:`artshift.generator_io`), value
+ranges, precision.
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ DOC_STRINGS = {
         "Input 'z': float32 (batch, z_dim), z ~ N(0, I). Output 'painting': float32 (batch, 3, size, size), "
         "RGB in [-1, 1] (8-bit pixel = (x + 1) * 127.5). "
         "Metadata: run_id (MLflow run), method, params_hash, precision, train_image_size."),
+    GeneratorInput.PHOTO_AND_STYLE: (
+        "ArtShift AdaIN generator ({method}): repaints a photo in the style of any painting. "
+        "Input 'photo': float32 (batch, 3, height, width), RGB in [-1, 1] (pixel / 127.5 - 1); any height "
+        "and width >= {min_side} (the graph reflect-pads and crops back). Input 'style': float32 "
+        "(batch, 3, style_height, style_width), RGB in [-1, 1], any size. Input 'alpha': float32 scalar in "
+        "[0, 1] (0 keeps the photo's content features, 1 takes the style fully). Output 'stylized': the "
+        "photo's shape, RGB in [-1, 1] (8-bit pixel = (x + 1) * 127.5). "
+        "Metadata: run_id (MLflow run), method, params_hash, precision, train_image_size."),
 }
 log = get_logger("export")
 
@@ -76,36 +86,48 @@ def _quiet_exporter():
 
 
 class AnySize(nn.Module):
-    """A photo generator that takes any height and width: reflect-pads its input on the bottom and
-    right to a multiple of :data:`SIZE_MULTIPLE` and crops the output back (what
-    :class:`~artshift.inference.Stylizer` does in NumPy, here inside the exported graph)."""
+    """A generator of photos that takes any height and width: reflect-pads its photo on the bottom
+    and right to a multiple of ``multiple`` and crops the output back (what
+    :class:`~artshift.inference.Stylizer` does in NumPy, here inside the exported graph). Further
+    arguments (AdaIN's style image and alpha) pass through unchanged."""
 
-    def __init__(self, network: nn.Module):
+    def __init__(self, network: nn.Module, multiple: int):
         super().__init__()
-        self.network = network
+        self.network, self.multiple = network, multiple
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *conditions: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
-        pad_h, pad_w = -height % SIZE_MULTIPLE, -width % SIZE_MULTIPLE
+        pad_h, pad_w = -height % self.multiple, -width % self.multiple
         padded = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        return self.network(padded)[:, :, :height, :width]
+        return self.network(padded, *conditions)[:, :, :height, :width]
 
 
-def _export_spec(generator: torch.nn.Module) -> tuple[torch.Tensor, dict, dict[str, str]]:
-    """Example input, dynamic shapes and input/output metadata of ``generator``'s graph."""
+def _export_spec(generator: torch.nn.Module) -> tuple[tuple[torch.Tensor, ...], tuple, dict[str, str]]:
+    """Example arguments, their dynamic shapes and the input/output metadata of ``generator``'s graph
+    (as :class:`AnySize` takes them: an AdaIN generator's style and alpha as one varargs entry)."""
     batch = torch.export.Dim("batch")
     if generator.takes is GeneratorInput.NOISE:
-        return (torch.zeros(2, generator.z_dim), {"z": {0: batch}},
+        return ((torch.zeros(2, generator.z_dim),), ({0: batch},),
                 {"input": f"z ~ N(0, I), shape (N, {generator.z_dim})", "output_range": RANGE})
     height, width = torch.export.Dim("height", min=MIN_SIDE), torch.export.Dim("width", min=MIN_SIDE)
-    return (torch.zeros(1, 3, 64, 64), {"x": {0: batch, 2: height, 3: width}},
-            {"size_multiple": "1", "min_side": str(MIN_SIDE), "input_range": RANGE, "output_range": RANGE})
+    photo = {0: batch, 2: height, 3: width}
+    io_meta = {"size_multiple": "1", "min_side": str(MIN_SIDE), "input_range": RANGE, "output_range": RANGE}
+    if generator.takes is GeneratorInput.PHOTO_AND_STYLE:
+        multiple = generator.size_multiple
+        style = {0: batch, 2: torch.export.Dim("style_height", min=multiple),
+                 3: torch.export.Dim("style_width", min=multiple)}
+        return ((torch.zeros(1, 3, 64, 64), torch.zeros(1, 3, 48, 80), torch.tensor(1.0)), (photo, (style, None)),
+                io_meta | {"style": f"any height and width >= {multiple}",
+                           "alpha": "scalar in [0, 1]: 0 photo, 1 full style"})
+    return (torch.zeros(1, 3, 64, 64),), (photo,), io_meta
 
 
 def _graph_network(generator: torch.nn.Module, subpixel_upsampling: bool) -> torch.nn.Module:
     """What the graph computes: the generator's inference form, for photos wrapped in :class:`AnySize`."""
     network = reparameterise(generator, subpixel_upsampling)
-    return AnySize(network) if generator.takes is GeneratorInput.PHOTO else network
+    if generator.takes is GeneratorInput.NOISE:
+        return network
+    return AnySize(network, getattr(generator, "size_multiple", SIZE_MULTIPLE))
 
 
 def _name_output_dims(model: onnx.ModelProto) -> None:
@@ -148,11 +170,11 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     """
     generator = generator.eval()
     example, shapes, io_meta = _export_spec(generator)
-    input_name, output_name = ONNX_NAMES[generator.takes]
+    input_names, output_name = ONNX_NAMES[generator.takes]
     network = _graph_network(generator, subpixel_upsampling)
     with _quiet_exporter():
-        program = torch.onnx.export(network, (example,), dynamo=True, dynamic_shapes=shapes, opset_version=opset,
-                                    input_names=[input_name], output_names=[output_name], external_data=False)
+        program = torch.onnx.export(network, example, dynamo=True, dynamic_shapes=shapes, opset_version=opset,
+                                    input_names=list(input_names), output_names=[output_name], external_data=False)
     model = program.model_proto
     _strip_source_paths(model)
     _name_output_dims(model)
@@ -162,25 +184,33 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
     save_with(path, lambda tmp: onnx.save_model(model, str(tmp)))
 
 
-def parity_inputs(generator: torch.nn.Module, seed: int = 0) -> list[torch.Tensor]:
+def parity_inputs(generator: torch.nn.Module, seed: int = 0) -> list[torch.Tensor | tuple[torch.Tensor, ...]]:
     """Random inputs that exercise every dynamic axis: batch ``i + 1`` at ``PARITY_SIZES[i]``
-    for a generator of photos; batches of 1, 2 and 5 latent vectors for one of noise."""
+    for a generator of photos (with a style image of another size, and alpha 1 then 0.5, for one
+    that takes a style image too); batches of 1, 2 and 5 latent vectors for one of noise."""
     rng = torch.Generator().manual_seed(seed)
     if generator.takes is GeneratorInput.NOISE:
         return [torch.randn(batch, generator.z_dim, generator=rng) for batch in (1, 2, 5)]
-    return [torch.rand(batch, 3, height, width, generator=rng) * 2 - 1
-            for batch, (height, width) in enumerate(PARITY_SIZES, start=1)]
+    photos = [torch.rand(batch, 3, height, width, generator=rng) * 2 - 1
+              for batch, (height, width) in enumerate(PARITY_SIZES, start=1)]
+    if generator.takes is GeneratorInput.PHOTO_AND_STYLE:
+        return [(photo, torch.rand(len(photo), 3, width - 16, height + 24, generator=rng) * 2 - 1, torch.tensor(alpha))
+                for photo, (height, width), alpha in zip(photos, PARITY_SIZES, (1.0, 0.5))]
+    return photos
 
 
-def parity(network: torch.nn.Module, onnx_path: str | Path, inputs: list[torch.Tensor]) -> dict[str, float]:
-    """Max and mean abs difference between PyTorch and ONNX Runtime (CPU) on ``inputs``."""
+def parity(network: torch.nn.Module, onnx_path: str | Path,
+           inputs: list[torch.Tensor | tuple[torch.Tensor, ...]]) -> dict[str, float]:
+    """Max and mean abs difference between PyTorch and ONNX Runtime (CPU) on ``inputs`` (each a
+    tensor, or a tuple of the generator's arguments)."""
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    input_name, output_name = ONNX_NAMES[network.takes]
+    input_names, output_name = ONNX_NAMES[network.takes]
     diffs = []
     for x in inputs:
+        args = x if isinstance(x, tuple) else (x,)
         with torch.no_grad():
-            expected = network.eval()(x).numpy()
-        (got,) = session.run([output_name], {input_name: x.numpy()})
+            expected = network.eval()(*args).numpy()
+        (got,) = session.run([output_name], {name: arg.numpy() for name, arg in zip(input_names, args)})
         diffs.append(np.abs(got - expected).ravel())
     every = np.concatenate(diffs)
     return {"max_abs_diff": float(every.max()), "mean_abs_diff": float(every.mean())}
@@ -220,18 +250,27 @@ def _drop_duplicate_nodes(graph: onnx.GraphProto) -> None:
 
 
 class _Calibration(CalibrationDataReader):
-    """Feeds calibration inputs to ONNX Runtime's static quantisation, one at a time."""
+    """Feeds calibration inputs to ONNX Runtime's static quantisation, one sample at a time.
 
-    def __init__(self, inputs: np.ndarray, input_name: str):
-        self.batches = iter(inputs[:, None].astype(np.float32))
-        self.input_name = input_name
+    ``inputs`` maps each graph input to its samples stacked on the first axis; a scalar input
+    (AdaIN's ``alpha``) gets one value per sample, a tensor input a batch of one.
+    """
+
+    def __init__(self, inputs: dict[str, np.ndarray], graph_inputs: list[onnx.ValueInfoProto]):
+        self.inputs = {name: array.astype(np.float32) for name, array in inputs.items()}
+        self.scalar = {i.name for i in graph_inputs if not i.type.tensor_type.shape.dim}
+        self.samples = iter(range(len(next(iter(inputs.values())))))
 
     def get_next(self) -> dict | None:
-        batch = next(self.batches, None)
-        return None if batch is None else {self.input_name: batch}
+        index = next(self.samples, None)
+        if index is None:
+            return None
+        return {name: array[index, ...] if name in self.scalar else array[index:index + 1]
+                for name, array in self.inputs.items()}
 
 
-def export_int8_generator(generator: torch.nn.Module, path: str | Path, opset: int, calibration: np.ndarray,
+def export_int8_generator(generator: torch.nn.Module, path: str | Path, opset: int,
+                          calibration: np.ndarray | dict[str, np.ndarray],
                           metadata: dict[str, str] | None = None) -> None:
     """The int8 model of ``generator``, quantised from its sub-pixel form, in which every
     convolution (transposed ones included) gets an int8 kernel (see :mod:`artshift.models.reparam`)."""
@@ -241,15 +280,17 @@ def export_int8_generator(generator: torch.nn.Module, path: str | Path, opset: i
         export_int8(source, path, calibration)
 
 
-def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray) -> None:
+def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray | dict[str, np.ndarray]) -> None:
     """An int8 model for CPUs: static QDQ quantisation (u8 activations, per-channel s8 weights).
 
     Activation ranges come from running ``calibration`` inputs through the fp32 model, so they
-    should be what the model will see: real photos (N, 3, H, W in [-1, 1]), or for a DCGAN
-    latent vectors (N, z_dim).
+    should be what the model will see: real photos (N, 3, H, W in [-1, 1]), for a DCGAN latent
+    vectors (N, z_dim), or for a model of several inputs a dict of them by input name (AdaIN:
+    photo/painting pairs and alphas).
     """
     source = onnx.load(str(fp32_path))
-    reader = _Calibration(calibration, source.graph.input[0].name)
+    inputs = calibration if isinstance(calibration, dict) else {source.graph.input[0].name: calibration}
+    reader = _Calibration(inputs, list(source.graph.input))
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         with _quiet_exporter():
@@ -261,27 +302,41 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
     save_with(path, lambda tmp_path: onnx.save_model(model, str(tmp_path)))
 
 
-def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, seed: int,
-                   crop_size: int | None = None) -> np.ndarray:
+def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, seed: int, crop_size: int | None = None,
+                   paintings_dir: Path | None = None) -> np.ndarray | dict[str, np.ndarray]:
     """``count`` inputs like those the model will see, for int8 calibration and the MLflow input
     example: the first photos of ``photos_dir`` (centre-cropped to ``crop_size``), or seeded
-    noise for a generator of noise."""
+    noise for a generator of noise. A generator that takes a style image gets a dict by ONNX
+    input name: those photos, each paired with one of the first paintings of ``paintings_dir``
+    (processed files are named by content hash: an arbitrary pick), and alphas from 1 to 0."""
     if generator.takes is GeneratorInput.NOISE:
         return noise(count, generator.z_dim, seed)
-    return load_folder(photos_dir, limit=count, crop_size=crop_size).numpy()
+    photos = load_folder(photos_dir, limit=count, crop_size=crop_size).numpy()
+    if generator.takes is not GeneratorInput.PHOTO_AND_STYLE:
+        return photos
+    paintings = load_folder(paintings_dir, limit=count, crop_size=crop_size).numpy()
+    styles = paintings[np.arange(len(photos)) % len(paintings)]
+    alphas = np.linspace(1.0, 0.0, len(photos), dtype=np.float32)
+    return dict(zip(ONNX_NAMES[generator.takes][0], (photos, styles, alphas), strict=True))
 
 
-def input_example(calibration: np.ndarray, takes: GeneratorInput, side: int = 32) -> np.ndarray:
-    """A small input for the logged model's example: the first calibration photo scaled down to
-    ``side`` × ``side`` (a few KB of JSON, not a megabyte), or the first noise vector, rounded to
-    3 decimals."""
-    first = torch.from_numpy(calibration[:1])
-    if takes is GeneratorInput.PHOTO:
-        first = F.interpolate(first, size=(side, side), mode="area")
-    return first.numpy().round(3)
+def input_example(calibration: np.ndarray | dict[str, np.ndarray], takes: GeneratorInput,
+                  side: int = 32) -> np.ndarray | dict[str, np.ndarray]:
+    """A small input for the logged model's example (a few KB of JSON, not a megabyte), rounded to
+    3 decimals: the first calibration sample with its images scaled down to ``side`` × ``side``
+    (AdaIN: its photo and style image, and its scalar alpha), or the first noise vector."""
+    if takes is GeneratorInput.NOISE:
+        return calibration[:1].round(3)
+    samples = calibration if isinstance(calibration, dict) else {"image": calibration}
+    small = {name: array[0, ...] if array.ndim == 1
+             else F.interpolate(torch.from_numpy(array[:1]), size=(side, side), mode="area").numpy()
+             for name, array in samples.items()}
+    small = {name: np.asarray(np.round(array, 3)) for name, array in small.items()}  # 0-d stays an array
+    return small if isinstance(calibration, dict) else small["image"]
 
 
-def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: int, calibration: np.ndarray,
+def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: int,
+                    calibration: np.ndarray | dict[str, np.ndarray],
                     metadata: dict[str, str], parity_atol: float, seed: int) -> dict[str, dict[str, float]]:
     """Write every variant of :data:`VARIANTS` to ``paths[variant]`` and check each against PyTorch.
 

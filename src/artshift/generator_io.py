@@ -21,15 +21,24 @@ class GeneratorInput(StrEnum):
 
     PHOTO = "photo"  # (N, 3, H, W) RGB in [-1, 1] → repainted image of the same shape
     NOISE = "noise"  # (N, z_dim) latent vectors z ~ N(0, I) → (N, 3, S, S) new paintings
+    # (N, 3, H, W) photo, (N, 3, H', W') style image of any size, both in [-1, 1], and a scalar
+    # alpha in [0, 1] → the photo repainted in that style, (N, 3, H, W)
+    PHOTO_AND_STYLE = "photo_and_style"
 
 
 METADATA_KEY = "generator_input"
-# ONNX input and output tensor names of an exported generator, by what it takes.
-ONNX_NAMES = {GeneratorInput.PHOTO: ("image", "stylized"), GeneratorInput.NOISE: ("z", "painting")}
-# Model registry names: generators that paint from noise apart, so ``models:/artshift/...``
-# always repaints photos.
-REGISTERED_NAMES = {GeneratorInput.PHOTO: "artshift", GeneratorInput.NOISE: "artshift-dcgan"}
+# ONNX input names (in the order of the generator's arguments) and output name of an exported
+# generator, by what it takes.
+ONNX_NAMES = {GeneratorInput.PHOTO: (("image",), "stylized"), GeneratorInput.NOISE: (("z",), "painting"),
+              GeneratorInput.PHOTO_AND_STYLE: (("photo", "style", "alpha"), "stylized")}
+# Model registry names: one per kind of input, so ``models:/artshift/...`` always repaints a
+# photo alone.
+REGISTERED_NAMES = {GeneratorInput.PHOTO: "artshift", GeneratorInput.NOISE: "artshift-dcgan",
+                    GeneratorInput.PHOTO_AND_STYLE: "artshift-adain"}
 # Model references that artshift.registry resolves through MLflow rather than as file paths.
+# What the columns of a sample or evaluation grid show before the outputs, by what G takes.
+INPUT_LABELS = {GeneratorInput.PHOTO: ("photo",), GeneratorInput.NOISE: (),
+                GeneratorInput.PHOTO_AND_STYLE: ("photo", "style")}
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
 
 

@@ -1,7 +1,8 @@
 """Run the exported generator with ONNX Runtime: the code path people actually use, and the
 public Python API (``from artshift import Stylizer, Sampler``).
 
-:class:`Stylizer` (photo → painting) and :class:`Sampler` (noise → painting, DCGAN) each own
+:class:`Stylizer` (photo → painting), :class:`Sampler` (noise → painting, DCGAN) and
+:class:`StyleTransfer` (photo + any painting → painting in its style, AdaIN) each own
 one ``InferenceSession``, try the CUDA provider first and fall back to the CPU, and report
 which one really runs (``onnxruntime-gpu`` lists CUDA as available even on machines without a
 GPU, so only the session's own ``get_providers()`` is trusted). Both take the model as a file
@@ -152,18 +153,22 @@ class OnnxGenerator:
         """The execution provider that actually runs this session."""
         return self.session.get_providers()[0]
 
-    def _run(self, inputs: np.ndarray, release: bool = False) -> np.ndarray:
-        """One session run; with ``release`` the arena's free memory goes back to the OS after it."""
-        inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+    def _run(self, inputs: np.ndarray | dict[str, np.ndarray], release: bool = False) -> np.ndarray:
+        """One session run on one array (the only input) or on arrays by input name; with
+        ``release`` the arena's free memory goes back to the OS after it."""
+        feeds = inputs if isinstance(inputs, dict) else {self.input_name: inputs}
+        # C-contiguous float32 (np.asarray, not np.ascontiguousarray, which makes a scalar 1-D)
+        feeds = {name: np.asarray(array, dtype=np.float32, order="C") for name, array in feeds.items()}
         options = self.release_options if release else None
         if self.provider == "CUDAExecutionProvider":
             # IO binding: one upload, output allocated on the GPU, one download; no staging copies.
             binding = self.session.io_binding()
-            binding.bind_cpu_input(self.input_name, inputs)
+            for name, array in feeds.items():
+                binding.bind_cpu_input(name, array)
             binding.bind_output(self.output_name, "cuda")
             self.session.run_with_iobinding(binding, options)
             return binding.copy_outputs_to_cpu()[0]
-        (out,) = self.session.run([self.output_name], {self.input_name: inputs}, options)
+        (out,) = self.session.run([self.output_name], feeds, options)
         return out
 
 
@@ -335,12 +340,44 @@ def _pixels_of(image: ImageInput) -> tuple[np.ndarray, Callable[[np.ndarray], Im
     raise ArtShiftError(f"image: expected a PIL image, an (H, W, 3) uint8 array or a path, got {type(image).__name__}")
 
 
-RUNNERS = {GeneratorInput.PHOTO: Stylizer, GeneratorInput.NOISE: Sampler}
+class StyleTransfer(OnnxGenerator):
+    """A photo + style image → painting ONNX generator (AdaIN): any painting as the style.
+
+    The photo is padded to the size multiple and the output cropped back; the style image may
+    have any size (at least the size multiple), and ``alpha`` mixes content (0) and style (1).
+    """
+
+    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0):
+        super().__init__(model, providers, threads)
+        if self.takes is not GeneratorInput.PHOTO_AND_STYLE:
+            raise ArtShiftError(f"{self.name}: this model takes no style image ({self.takes.value})")
+        self.size_multiple = int(self.metadata.get("size_multiple", "8"))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def run_array(self, photos: np.ndarray, styles: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+        """(N, 3, H, W) photos and (N, 3, H', W') styles in [-1, 1] → (N, 3, H, W) paintings."""
+        if not 0.0 <= alpha <= 1.0:
+            raise ArtShiftError(f"alpha must be in [0, 1], got {alpha}")
+        padded, height, width = _reflect_pad(photos.astype(np.float32, copy=False), self.size_multiple)
+        styles = _reflect_pad(styles.astype(np.float32, copy=False), 1)[0]  # at least MIN_SIDE
+        feeds = dict(zip(self.input_names, (padded, styles, np.array(alpha, dtype=np.float32)), strict=True))
+        return self._run(feeds)[:, :, :height, :width]
+
+    def stylize(self, photo: ImageInput, style: ImageInput, alpha: float = 1.0) -> ImageOutput:
+        """Repaint one photo in the style of one image; the result has the photo's size and the
+        photo's kind (each taken as :meth:`Stylizer.stylize` takes an image)."""
+        (photo_pixels, back), (style_pixels, _) = _pixels_of(photo), _pixels_of(style)
+        out = self.run_array(_to_input(photo_pixels[None]), _to_input(style_pixels[None]), alpha)[0]
+        return back(_to_uint8(out.transpose(1, 2, 0)))
 
 
-def open_generator(model: ModelSource, providers: list[str] | None = None, threads: int = 0) -> Sampler | Stylizer:
+RUNNERS = {GeneratorInput.PHOTO: Stylizer, GeneratorInput.NOISE: Sampler, GeneratorInput.PHOTO_AND_STYLE: StyleTransfer}
+
+
+def open_generator(model: ModelSource, providers: list[str] | None = None,
+                   threads: int = 0) -> Sampler | Stylizer | StyleTransfer:
     """The runner that fits what the model takes: a :class:`Stylizer` for photos, a
-    :class:`Sampler` for noise."""
+    :class:`Sampler` for noise, a :class:`StyleTransfer` for a photo and a style image."""
     probe = OnnxGenerator(model, providers, threads)
     return RUNNERS[probe.takes](probe.ref if probe.ref.path else model, providers, threads)
 

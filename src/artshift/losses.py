@@ -6,6 +6,9 @@
 - Gradient penalties: R1 on real data (Mescheder et al. 2018) and WGAN-GP (Gulrajani et al. 2017).
 - :func:`patch_nce_loss` — the PatchNCE contrastive loss (Park et al. 2020): a patch of the
   output should be closer to the input patch at the same position than to the other patches.
+- :func:`style_distance` / :func:`style_loss` — AdaIN's style loss (Huang & Belongie 2017): the
+  channel-wise mean and standard deviation of CNN features of the output against the style
+  image's, summed over layers.
 """
 
 from __future__ import annotations
@@ -90,3 +93,30 @@ def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, temperature: float = 
     logits = torch.bmm(query, key.detach().transpose(1, 2)) / temperature  # (B, P, P)
     targets = torch.arange(patches, device=query.device).repeat(batch)
     return F.cross_entropy(logits.reshape(batch * patches, patches), targets)
+
+
+def channel_mean_std(features: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel of (N, C, H, W) features: the mean and the standard deviation
+    sqrt(var + ``eps``) over H and W (population variance), each of shape (N, C, 1, 1), in float32
+    (squares of large half-precision activations would overflow)."""
+    features = features.float()
+    var, mean = torch.var_mean(features, dim=(2, 3), keepdim=True, correction=0)
+    return mean, (var + eps).sqrt()
+
+
+def style_distance(features: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) per image: Σ over layers of the mean over channels of (Δ mean)² + (Δ std)² between
+    ``features`` (of the outputs) and ``targets`` (of their style images), layer by layer."""
+    if len(features) != len(targets):
+        raise ValueError(f"need one target per feature layer, got {len(features)} and {len(targets)}")
+    total = 0.0
+    for feature, target in zip(features, targets):
+        (mean, std), (target_mean, target_std) = channel_mean_std(feature), channel_mean_std(target)
+        total = total + ((mean - target_mean) ** 2 + (std - target_std) ** 2).flatten(1).mean(1)
+    return total
+
+
+def style_loss(features: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """AdaIN's style loss: :func:`style_distance` averaged over the batch (Huang & Belongie's sum
+    over layers of the MSE of the channel means plus the MSE of the channel stds)."""
+    return style_distance(features, targets).mean()

@@ -39,7 +39,7 @@ from artshift.distributed import (
 )
 from artshift.errors import ParamsError
 from artshift.files import write_text
-from artshift.generator_io import GeneratorInput
+from artshift.generator_io import INPUT_LABELS, GeneratorInput
 from artshift.log import get_logger, progress
 from artshift.metrics.diversity import collapse_warning, mean_pairwise_distance
 from artshift.models import build_method
@@ -219,24 +219,29 @@ def _save_checkpoint(folder: Path, fingerprint: str, state: TrainState, keep: in
     checkpoint.prune(folder, keep)
 
 
-def fixed_inputs(model: GANMethod, photos: torch.Tensor, seed: int) -> torch.Tensor:
-    """What the progress grids show the generator: test photos, or, for a generator that takes
-    noise, fixed z (drawn from its own seeded RNG, so it does not shift the training's stream)."""
-    if model.G.takes is GeneratorInput.NOISE:
-        return model.noise(len(photos), torch.Generator().manual_seed(seed))
-    return photos
+def fixed_inputs(model: GANMethod, photos: torch.Tensor, seed: int,
+                 paintings: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """The generator's arguments for the progress grids: test photos; for a generator that takes
+    a style image too, each photo with a test painting (``paintings`` in turn); for one that
+    takes noise, fixed z (drawn from its own seeded RNG, so it does not shift the training's stream)."""
+    takes = model.G.takes
+    if takes is GeneratorInput.NOISE:
+        return (model.noise(len(photos), torch.Generator().manual_seed(seed)),)
+    if takes is GeneratorInput.PHOTO_AND_STYLE:
+        return photos, paintings[torch.arange(len(photos)) % len(paintings)]
+    return (photos,)
 
 
 @torch.no_grad()
-def render_samples(generator: torch.nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, Image.Image]:
-    """G's outputs for fixed inputs and their grid: photos beside translations, or a tile of
-    samples for noise inputs (G in eval mode, then back to train)."""
+def render_samples(generator: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, Image.Image]:
+    """G's outputs for fixed inputs and their grid: the inputs (photo, and style image) beside
+    the outputs, or a tile of samples for noise inputs (G in eval mode, then back to train)."""
     generator.eval()
-    outputs = generator(inputs)
+    outputs = generator(*inputs)
     generator.train()
     if generator.takes is GeneratorInput.NOISE:
         return outputs, tile(outputs)
-    return outputs, side_by_side([inputs, outputs], labels=["photo", "model"])
+    return outputs, side_by_side([*inputs, outputs], labels=[*INPUT_LABELS[generator.takes], "model"])
 
 
 def _to_device(batch: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -324,8 +329,8 @@ def metric_name(term: str) -> str:
     return f"loss/{term}"
 
 
-def watch_samples(generator: torch.nn.Module, inputs: torch.Tensor, reference_diversity: float, ratio: float,
-                  step: int, run: Run | None) -> float:
+def watch_samples(generator: torch.nn.Module, inputs: tuple[torch.Tensor, ...], reference_diversity: float,
+                  ratio: float, step: int, run: Run | None) -> float:
     """Render the fixed inputs, log the grid and the samples' diversity, warn on mode collapse."""
     outputs, grid = render_samples(generator, inputs)
     diversity = mean_pairwise_distance(outputs)
@@ -391,10 +396,11 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
     size = params.crop_size
     paintings_dir = processed_folder(data_dir, "train", "paintings")
     sample_photos = load_folder(processed_folder(data_dir, "test", "photos"), cfg.n_samples, size).to(device)
+    sample_paintings = load_folder(processed_folder(data_dir, "test", "paintings"), cfg.n_samples, size).to(device)
     reference_diversity = mean_pairwise_distance(load_folder(paintings_dir, DIVERSITY_REFERENCE, size))
 
     state = TrainState.create(params, rng, image_size=size, device=device)
-    inputs = fixed_inputs(state.model, sample_photos, params.seed)
+    inputs = fixed_inputs(state.model, sample_photos, params.seed, sample_paintings)
     fingerprint = config_fingerprint(params, dataset_hash)
     resumed = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
     start = resumed.step

@@ -6,8 +6,8 @@ Data sets and model weights are large files fetched over networks that drop conn
 retry will not fix (404, a bad url), and verifies the sha256 before the file appears under its
 final name. The per-read ``timeout_s`` cannot catch a server that trickles a few bytes a second,
 so the whole download, retries included, also has a deadline (``deadline_s``). Used by the
-``url`` data source (:mod:`artshift.data.sources`) and for the FID Inception weights
-(:mod:`artshift.metrics.weights`).
+``url`` data source (:mod:`artshift.data.sources`) and for pretrained weights (Inception, VGG)
+(:mod:`artshift.weights`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The metric registry: name → function, in the spirit of stylegan2-ada's ``metric_main.py``.
 
 Every registered metric takes one :class:`MetricInputs` (the images scored, their Inception
-features, the reference paintings' features, the photos they translate) and returns named
+features, the reference paintings' features, the photos they translate and, for a generator
+that takes a style image, those style images and the VGG that measures style) and returns named
 numbers. ``evaluate`` and ``export`` compute all of them through :func:`compute_metrics`, so a
 new metric is one pure function in ``artshift/metrics/`` and one line in :data:`METRICS`.
 """
@@ -20,6 +21,7 @@ from artshift.metrics.content import content_score
 from artshift.metrics.diversity import mean_pairwise_distance
 from artshift.metrics.fid import fid_from_features
 from artshift.metrics.kid import kernel_inception_distance
+from artshift.metrics.style import mean_style_distance
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class MetricInputs:
     photos: torch.Tensor | None  # the photos ``images`` translate; None for samples drawn from noise
     cfg: EvaluateParams
     seed: int
+    styles: torch.Tensor | None = None  # the style image each image was to take (photo-and-style generators)
+    style_network: torch.nn.Module | None = None  # the VGG encoder their style is measured with
 
 
 METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
@@ -41,6 +45,8 @@ METRICS: dict[str, Callable[[MetricInputs], dict[str, float]]] = {
     "diversity": lambda m: {"diversity": mean_pairwise_distance(m.images)},
     "content": lambda m: {} if m.photos is None else {"content": content_score(m.photos, m.images)},
     "checkerboard": lambda m: checkerboard_scores(m.images, m.photos),
+    "style": lambda m: {} if m.styles is None else {
+        "style_distance": mean_style_distance(m.style_network, m.images, m.styles, m.cfg.batch_size)},
 }
 
 

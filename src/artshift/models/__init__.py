@@ -9,15 +9,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import torch
+
+from artshift.models.adain import AdaIN, AdaINGenerator
 from artshift.models.cut import CUT, FastCUT
 from artshift.models.cyclegan import CycleGAN
 from artshift.models.dcgan import DCGAN
 from artshift.models.gan import GANMethod
+from artshift.models.networks import GENERATORS as _NETWORK_GENERATORS
 
 if TYPE_CHECKING:
     from artshift.config import TrainParams
 
-METHODS: dict[str, type[GANMethod]] = {"cut": CUT, "fastcut": FastCUT, "cyclegan": CycleGAN, "dcgan": DCGAN}
+METHODS: dict[str, type[GANMethod]] = {"cut": CUT, "fastcut": FastCUT, "cyclegan": CycleGAN, "dcgan": DCGAN,
+                                        "adain": AdaIN}
+# Every generator class by name, to rebuild a saved generator (:func:`artshift.checkpoint.load_generator`):
+# those of ``networks`` and those defined beside their method.
+GENERATORS: dict[str, type[torch.nn.Module]] = _NETWORK_GENERATORS | {AdaINGenerator.__name__: AdaINGenerator}
 
 
 def build_method(cfg: TrainParams, image_size: int) -> GANMethod:

@@ -12,7 +12,8 @@ implements:
 
 ``real_a`` are photos and ``real_b`` paintings; ``rng`` is the seeded ``torch.Generator`` of
 the run. A method may also set ``param_defaults`` (``train.*`` values it uses unless
-``params.yaml`` sets them) and ``check_params`` (constraints between ``train.*`` values).
+``params.yaml`` sets them), ``check_params`` (constraints between ``train.*`` values) and
+``check_image_size`` (the training image sizes it can use).
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ class GANMethod(nn.Module):
     def check_params(cls, cfg: TrainParams) -> None:
         """Raise ``ValueError("<key>: <reason>")`` when ``train.*`` values do not suit this method."""
 
+    @classmethod
+    def check_image_size(cls, size: int) -> None:
+        """Raise ``ValueError("crop_size: <reason>")`` when this method cannot train on ``size`` px
+        images (``train.crop_size``, or ``preprocess.load_size`` when that is null)."""
+
     def init_networks(self) -> None:
         """DCGAN/CycleGAN initialisation for every network, then spectral norm on D if asked."""
         for net in self.children():
@@ -66,8 +72,9 @@ class GANMethod(nn.Module):
             apply_spectral_norm(self.D)
 
     def generator_parameters(self) -> list[nn.Parameter]:
-        """Parameters the generator-side optimiser updates (G, plus any helper networks)."""
-        return [p for name, p in self.named_parameters() if not name.startswith("D.")]
+        """Parameters the generator-side optimiser updates (G, plus any helper networks; not frozen
+        parts such as a pretrained encoder)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("D.") and p.requires_grad]
 
     def discriminate(self, critic: nn.Module, images: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
         """``critic``'s logits on DiffAugmented images (one policy for real and fake alike)."""
