@@ -56,6 +56,7 @@ def main() -> None:
                                                 generator.takes, tags)
             log.info("registered version %s: %s (make it the champion with `artshift promote %s`)", version,
                      registry.describe(tags), version)
+    log.info("wrote %s", ", ".join(str(path) for path in [*ONNX_PATHS.values(), EXPORT_JSON]))
 
 
 if __name__ == "__main__":

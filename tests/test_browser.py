@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artshift.generator_io import ModelRef
 from artshift.serve import background_server, create_app
 
 CHROMIUM = Path(os.environ.get("ARTSHIFT_CHROMIUM", "/usr/bin/chromium"))
@@ -30,6 +31,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIMEOUT_MS = 60_000
+RUN_ID = "0f9c" * 8
 
 
 def _unavailable(reason: str) -> None:
@@ -51,8 +53,10 @@ def start_playwright():
 
 @pytest.fixture(scope="module")
 def base_url(tiny_onnx):
-    """The real service under uvicorn on a free local port, in a background thread."""
-    with background_server(create_app(tiny_onnx)) as url:
+    """The real service under uvicorn on a free local port, in a background thread, serving the
+    tiny model as if it were registry version 3."""
+    model = ModelRef(tiny_onnx, "models:/artshift@champion", "3", RUN_ID)
+    with background_server(create_app(tiny_onnx, model_ref=model)) as url:
         yield url
 
 
@@ -76,16 +80,23 @@ def browser_context(start_playwright, tmp_path_factory):
 
 @pytest.fixture
 def page(browser_context, base_url):
-    """The upload page, freshly loaded; fails the test on any uncaught script error."""
+    """The upload page, freshly loaded (with its examples listed); fails the test on any uncaught
+    script error or any GET that fails (the favicon included)."""
     page = browser_context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     script_errors: list[str] = []
+    failed_gets: list[str] = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.on("response", lambda r: r.request.method == "GET" and r.status >= 400 and failed_gets.append(r.url))
     response = page.goto(base_url + "/")
     assert response is not None and response.status == 200
+    page.wait_for_selector("#examples button[data-name='cat'] img")
+    page.wait_for_function("document.querySelector('link[rel=icon]') !== null")
     yield page
+    page.evaluate("fetch('/favicon.ico')")  # what the browser asks for on its own
     page.close()
     assert not script_errors, f"uncaught errors in the page: {script_errors}"
+    assert not failed_gets, f"failed requests: {failed_gets}"
 
 
 def _gradient_png(path: Path, width: int = 96, height: int = 64) -> Path:
@@ -112,6 +123,14 @@ def test_upload_page_stylizes_a_photo(page, tmp_path):
     assert _natural_size(page, "#before") == (96, 64)
     assert page.text_content("#status") == "Done."
     assert page.get_attribute("#status", "class") in (None, "")
+    assert page.text_content("#model") == (
+        f"Model: models:/artshift@champion (version 3, run {RUN_ID[:8]}, on CPUExecutionProvider)")
+    with page.expect_download() as download_info:
+        page.click("#download")
+    download = download_info.value
+    assert download.suggested_filename == "gradient-artshift.png"
+    with Image.open(download.path()) as result:
+        assert result.format == "PNG" and result.size == (96, 64)
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "serve_page.png"
@@ -136,3 +155,29 @@ def test_upload_page_reports_a_non_image(page, tmp_path):
     assert text.startswith("Error: ") and "not a supported image" in text
     assert status.is_visible()
     assert page.get_attribute("#after", "src") is None
+
+
+def test_an_example_photo_is_one_click(page):
+    page.click("#examples button[data-name='cat']")
+    page.wait_for_selector("body[data-state='done']", state="attached")
+    assert _natural_size(page, "#after") == (320, 213)
+    assert page.is_visible("#download") and page.get_attribute("#download", "download") == "cat-artshift.png"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve_page_example.png"), full_page=True)
+
+
+def test_a_dropped_photo_is_stylized(page, tmp_path):
+    photo = _gradient_png(tmp_path / "dropped.png", width=50, height=70).read_bytes()
+    page.evaluate("""bytes => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+        const zone = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }
+    }""", list(photo))
+    page.wait_for_selector("body[data-state='done']", state="attached")
+    assert _natural_size(page, "#after") == (50, 70)
+    assert page.get_attribute("#download", "download") == "dropped-artshift.png"
+    assert "over" not in (page.get_attribute("#drop", "class") or "")

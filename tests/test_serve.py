@@ -228,7 +228,7 @@ def test_metrics_count_requests_by_route_and_status(tiny_onnx):
     assert _metric(text, 'artshift_http_request_duration_seconds_count{route="/v1/stylize"}') == 2
     assert _metric(text, 'artshift_http_request_duration_seconds_bucket{le="+Inf",route="/v1/stylize"}') == 2
     assert _metric(text, "artshift_queue_depth ") == 0 and _metric(text, "artshift_stylize_in_progress ") == 0
-    assert _metric(text, f'artshift_model_info{{model="{tiny_onnx.name}",provider="CPUExecutionProvider",'
+    assert _metric(text, f'artshift_model_info{{model="{tiny_onnx}",provider="CPUExecutionProvider",'
                          'run_id="",version=""}') == 1
 
 
@@ -362,3 +362,32 @@ def test_a_model_no_worker_could_load_is_one_line_before_any_worker_starts(tmp_p
     bad.write_text("not a model")
     assert cli.main(["serve", "--model", str(bad), "--workers", "2", "--threads", "1"]) == 2
     assert capsys.readouterr().err.startswith(f"error: {bad}: not a loadable ONNX model")
+
+
+def test_favicon_and_examples_are_served_and_nothing_else(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(icon.content)).size == (32, 32)
+    listed = client.get("/examples").json()
+    assert [example["name"] for example in listed] == ["coffee", "cat", "rocket"]
+    for example in listed:
+        photo = client.get(example["url"])
+        assert photo.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(photo.content)).width == 320
+    for probe in ("/examples/nope.jpg", "/examples/..%2Fpage.jpg", "/examples/../serve.jpg", "/examples/%2e%2e.jpg"):
+        response = client.get(probe)
+        assert response.status_code == 404 and response.headers["content-type"] == "application/json", probe
+
+
+def test_docs_describe_an_image_in_and_an_image_out(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/stylize"]["post"]
+    body = operation["requestBody"]["content"]
+    assert body["image/*"]["schema"] == {"type": "string", "format": "binary"}
+    assert body["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    assert set(operation["responses"]["200"]["content"]) == {"image/png", "image/jpeg"}
+    assert {"413", "415", "503"} <= set(operation["responses"])
+    query = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert query["format"]["schema"]["enum"] == ["png", "jpeg"]
+    assert client.get("/docs").status_code == 200
+    # What Swagger UI's "Try it out" sends for image/*: the file as the body with that content type.
+    response = client.post("/v1/stylize", content=_png((40, 30)), headers={"content-type": "image/*"})
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (40, 30)

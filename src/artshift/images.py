@@ -86,7 +86,7 @@ def _decode(handle: BinaryIO, name: str, limits: SizeLimits) -> Image.Image:
             with Image.open(handle, formats=DECODE_FORMATS) as image:
                 _check_size(image, name, limits)
                 image.load()  # decode everything now, so truncated data fails here
-                upright = ImageOps.exif_transpose(image)
+                upright = upright_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -95,7 +95,13 @@ def _decode(handle: BinaryIO, name: str, limits: SizeLimits) -> Image.Image:
         raise ImageTooLarge(f"{name}: image too large, refusing a possible decompression bomb") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data
         raise ImageError(f"{name}: {_describe_failure(exc)}") from None
-    return to_rgb(upright)
+    return upright
+
+
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (as a viewer shows it) and converted to 8-bit
+    RGB by :func:`to_rgb`: what every loader here makes of a decoded picture."""
+    return to_rgb(ImageOps.exif_transpose(image))
 
 
 def _check_size(image: Image.Image, name: str, limits: SizeLimits) -> None:

@@ -5,7 +5,8 @@
 - ``GET /healthz``: liveness plus the model (its registry version and MLflow run), execution
   provider and the worker process that answered; it touches neither the model nor the queue.
 - ``GET /metrics``: Prometheus metrics (:mod:`artshift.serve_metrics`), all workers added up.
-- ``GET /``: a small page to upload a photo and see it before and after, side by side.
+- ``GET /``: a page to upload, drop or pick an example photo, see it before and after and download
+  the result (:mod:`artshift.page`, with ``/favicon.ico`` and ``/examples``); ``GET /docs``: the API.
 
 The model is loaded once per worker process (``--workers N``: N processes sharing one listening
 socket, each with its own ONNX Runtime session of at most cores / N threads). In each worker at
@@ -35,9 +36,9 @@ from time import monotonic
 
 import h11
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import Gauge
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
@@ -50,10 +51,10 @@ from artshift.images import decode_rgb
 from artshift.inference import Stylizer
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import get_logger
+from artshift.page import STYLIZE_OPENAPI, STYLIZE_RESPONSES, add_page_routes
 from artshift.serve_metrics import MetricsMiddleware, ServiceMetrics, shared_metrics_folder
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
-PAGE = (Path(__file__).parent / "page.html").read_text()
 log = get_logger("serve")
 
 
@@ -196,7 +197,7 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
     """The FastAPI app serving ``model_path`` (loaded now, once); ``model_ref`` says where it came
     from (an MLflow registry version) for ``/healthz`` and the start-up line."""
     stylizer = Stylizer(model_path, threads=threads, tile=tile)
-    loaded = model_ref or ModelRef(Path(model_path), Path(model_path).name)
+    loaded = model_ref or stylizer.ref
     log.info("serving %s on %s (process %d, %s threads)", loaded.describe(stylizer.metadata), stylizer.provider,
              os.getpid(), threads or "all")
     metrics = ServiceMetrics(loaded.name, loaded.version, loaded.run(stylizer.metadata), stylizer.provider)
@@ -215,12 +216,10 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
         yield
         metrics.worker_exit()
 
-    app = FastAPI(title="ArtShift", version="1", docs_url="/docs", lifespan=lifespan)
+    app = FastAPI(title="ArtShift", version="1", docs_url="/docs", lifespan=lifespan,
+                  description="Repaints photos in a learned abstract-painting style. The page at / uses this API.")
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-
-    @app.get("/", response_class=HTMLResponse)
-    async def page() -> str:
-        return PAGE
+    add_page_routes(app)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -232,8 +231,10 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
         body, content_type = metrics.exposition(request.headers.get("accept", ""))
         return Response(body, headers={"Content-Type": content_type})
 
-    @app.post("/v1/stylize")
-    async def stylize(request: Request, format: str = "png") -> Response:
+    @app.post("/v1/stylize", summary="Repaint a photo", openapi_extra=STYLIZE_OPENAPI, responses=STYLIZE_RESPONSES,
+              response_class=Response)
+    async def stylize(request: Request, format: str = Query("png", description="png or jpeg",
+                                                            json_schema_extra={"enum": list(MEDIA_TYPES)})) -> Response:
         if format not in MEDIA_TYPES:
             return _error(400, f"format must be one of {sorted(MEDIA_TYPES)}, got {format!r}")
         body = await _read_body(request, limits)
