@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import struct
 import tempfile
 import warnings
@@ -122,8 +123,7 @@ def test_each_kind_of_bad_image_is_an_image_or_one_line(name):
     if isinstance(expected, tuple):
         assert outcome == expected
     else:
-        assert isinstance(outcome, str) and pytest.approx(0) == 0
-        assert __import__("re").search(expected, outcome), outcome
+        assert isinstance(outcome, str) and re.search(expected, outcome), outcome
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
