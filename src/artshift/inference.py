@@ -97,11 +97,25 @@ class OnnxGenerator:
         except ValueError:
             raise ArtShiftError(f"{model_path}: not an ArtShift generator (its metadata has no valid "
                                 f"{METADATA_KEY!r}; export it with `dvc repro export`)") from None
+        self._check_input(model_path)
         self.input_shape = self.session.get_inputs()[0].shape
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.release_options = ort.RunOptions()  # shrinks the CPU arena when the run ends
         self.release_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def _check_input(self, model_path: Path) -> None:
+        """Refuse a model whose one input is not the float32 tensor its kind takes (rank 4 with 3
+        channels for photos, rank 2 for noise): ONNX Runtime would fail at the first image instead."""
+        inputs = self.session.get_inputs()
+        rank = 4 if self.takes is GeneratorInput.PHOTO else 2
+        first = inputs[0] if inputs else None
+        shape = list(first.shape) if first else []
+        wrong_channels = rank == 4 and len(shape) == 4 and isinstance(shape[1], int) and shape[1] != 3
+        if len(inputs) != 1 or first.type != "tensor(float)" or len(shape) != rank or wrong_channels:
+            found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or "no input"
+            wanted = "one float tensor (N, 3, H, W)" if rank == 4 else "one float tensor (N, z_dim)"
+            raise ArtShiftError(f"{model_path}: a {self.takes} generator must take {wanted}; this model takes {found}")
 
     @property
     def provider(self) -> str:
