@@ -87,6 +87,14 @@ def prune(folder: Path, keep: int) -> None:
         path.unlink(missing_ok=True)
 
 
+def remove_partial(folder: Path) -> None:
+    """Delete the temporary files of saves that a killed run left half-written (``.step_*.tmp``):
+    they are never read as checkpoints, but each is as large as one."""
+    for path in folder.glob(".step_*.tmp"):
+        log.info("removing %s, a checkpoint a stopped run left half-written", path.name)
+        path.unlink(missing_ok=True)
+
+
 def load_latest(folder: Path) -> dict | None:
     """Newest readable training checkpoint; a corrupt newest one is reported and skipped."""
     for path in reversed(list_steps(folder)):

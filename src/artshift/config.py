@@ -257,5 +257,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(_yaml_error(path, exc)) from None
     if raw is None:  # a truncated or blanked file must not silently mean "every default"
-        raise ParamsError(f"{path}: empty file (expected the pipeline's parameters, as in the repository's params.yaml)")
+        raise ParamsError(f"{path}: empty file (expected the pipeline's parameters, as in the repository's)")
     return parse_params(raw)

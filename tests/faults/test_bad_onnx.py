@@ -36,7 +36,8 @@ def not_onnx(tmp_path, kind: str):
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("model.onnx", b"x")
     else:
-        path.write_bytes({"empty": b"", "text": b"a model\n" * 10, "random": np.arange(997, dtype=np.uint8).tobytes()}[kind])
+        contents = {"empty": b"", "text": b"a model\n" * 10, "random": np.arange(997, dtype=np.uint8).tobytes()}
+        path.write_bytes(contents[kind])
     return path
 
 
