@@ -120,3 +120,19 @@ def test_an_interrupted_stylize_leaves_whole_outputs_only(tmp_path, tiny_onnx, f
         fault.trial(survived=interrupted and "Traceback" not in err, lost=not whole)
         assert whole, names
     assert fault.survived == fault.trials
+
+
+def test_concurrent_stylize_runs_on_one_output_folder_write_whole_files(tmp_path, tiny_onnx, fault):
+    """Concurrent artshift stylize --force runs writing the same output folder"""
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(inputs / f"{i}.png")
+    for _ in range(trials(2)):
+        processes = [_stylize(inputs, out, tiny_onnx, "--force") for _ in range(3)]
+        errors = [process.communicate(timeout=300)[1] for process in processes]
+        names = sorted(p.name for p in out.iterdir())
+        whole = names == [f"{i}.png" for i in range(6)] and all(load_rgb(out / n).size == (400, 300) for n in names)
+        fault.trial(survived=all(p.returncode == 0 for p in processes), lost=not whole)
+        assert whole and fault.survived == fault.trials, errors
