@@ -96,8 +96,11 @@ def _base_id(nodeid: str) -> str:
     return nodeid.split("[", 1)[0]
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """Mark every test here, and the reused ones, as a case of the table."""
+    """Mark every test here, and the reused ones, as a case of the table; start counting."""
+    if not config.pluginmanager.has_plugin("fault-table"):
+        config.pluginmanager.register(FaultTable(), "fault-table")
     for item in items:
         reused = REUSED.get(_base_id(item.nodeid))
         if reused:
@@ -107,34 +110,38 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.fault_case(doc[0].rstrip(".") if doc else item.name))
 
 
-_RESULTS: dict[str, Counts] = {}
+class FaultTable:
+    """Collects each case's counts and writes them at the end. Registered as a plugin of its own:
+    a conftest's report hooks would only see the tests under this folder, not the reused ones."""
 
+    def __init__(self) -> None:
+        self.results: dict[str, Counts] = {}
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Count the test's trials once it has run (or was skipped)."""
-    outcome = yield
-    report = outcome.get_result()
-    marker = item.get_closest_marker("fault_case")
-    if marker is None or not (report.when == "call" or (report.when == "setup" and report.skipped)):
-        return
-    counts = Counts(marker.args[0], seconds=report.duration)
-    recorder = getattr(item, "fault_recorder", None)
-    if report.skipped:
-        counts.skipped = 1
-    elif recorder is not None and recorder.trials:
-        counts.trials, counts.survived, counts.lost = recorder.trials, recorder.survived, recorder.lost
-        if report.failed and recorder.lost == 0:
-            counts.trials, counts.lost = counts.trials + 1, 1
-    else:
-        counts.trials, counts.survived, counts.lost = 1, int(report.passed), int(report.failed)
-    _RESULTS.setdefault(counts.case, Counts(counts.case)).add(counts)
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Count the test's trials once it has run (or was skipped)."""
+        outcome = yield
+        report = outcome.get_result()
+        marker = item.get_closest_marker("fault_case")
+        if marker is None or not (report.when == "call" or (report.when == "setup" and report.skipped)):
+            return
+        counts = Counts(marker.args[0], seconds=report.duration)
+        recorder = getattr(item, "fault_recorder", None)
+        if report.skipped:
+            counts.skipped = 1
+        elif recorder is not None and recorder.trials:
+            counts.trials, counts.survived, counts.lost = recorder.trials, recorder.survived, recorder.lost
+            if report.failed and recorder.lost == 0:
+                counts.trials, counts.lost = counts.trials + 1, 1
+        else:
+            counts.trials, counts.survived, counts.lost = 1, int(report.passed), int(report.failed)
+        self.results.setdefault(counts.case, Counts(counts.case)).add(counts)
 
-
-def pytest_sessionfinish(session):
-    """Write the counts to ``$FAULTS_REPORT`` (when set)."""
-    target = os.environ.get(REPORT_ENV)
-    if target and _RESULTS:
-        Path(target).parent.mkdir(parents=True, exist_ok=True)
-        rows = [asdict(counts) for counts in _RESULTS.values()]
-        Path(target).write_text(json.dumps({"written": time.strftime("%Y-%m-%d %H:%M:%S"), "cases": rows}, indent=2))
+    def pytest_sessionfinish(self, session):
+        """Write the counts to ``$FAULTS_REPORT`` (when set)."""
+        target = os.environ.get(REPORT_ENV)
+        if target and self.results:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            rows = [asdict(counts) for counts in self.results.values()]
+            Path(target).write_text(json.dumps({"written": time.strftime("%Y-%m-%d %H:%M:%S"), "cases": rows},
+                                               indent=2))

@@ -126,14 +126,17 @@ def test_each_kind_of_bad_image_is_an_image_or_one_line(name):
         assert isinstance(outcome, str) and re.search(expected, outcome), outcome
 
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Each example is a trial of the table (the ``fault`` recorder is shared by the examples of one test).
+FUZZ = settings(max_examples=300, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @FUZZ
 @given(st.binary(max_size=2048))
-def test_random_bytes_are_an_image_or_one_line(data):
+def test_random_bytes_are_an_image_or_one_line(fault, data):
     """Images: random bytes (hypothesis) through decode_rgb and load_rgb"""
     decoded_or_error(data)
+    fault.trial(survived=True)
 
 
 @st.composite
@@ -154,9 +157,10 @@ def damaged(draw) -> bytes:
 
 @FUZZ
 @given(damaged())
-def test_damaged_files_of_every_format_are_an_image_or_one_line(data):
+def test_damaged_files_of_every_format_are_an_image_or_one_line(fault, data):
     """Images: damaged PNG/JPEG/BMP/TIFF/WebP/GIF files (hypothesis) through decode_rgb and load_rgb"""
     decoded_or_error(data)
+    fault.trial(survived=True)
 
 
 def _messy_folder(folder: Path) -> set[str]:
