@@ -122,7 +122,8 @@ class TrainParams(_Section):
         """Unset or ``null`` keys take the method's ``param_defaults`` (else the field default)."""
         if not isinstance(raw, dict):
             return raw
-        method = METHODS.get(raw.get("method", cls.model_fields["method"].default))
+        name = raw.get("method", cls.model_fields["method"].default)
+        method = METHODS.get(name) if isinstance(name, str) else None  # else the field's check names it
         defaults = method.param_defaults if method else {}
         return defaults | {key: value for key, value in raw.items() if value is not None}
 
@@ -269,4 +270,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
         raise ParamsError(_yaml_error(path, exc)) from None
+    if raw is None:  # a truncated or blanked file must not silently mean "every default"
+        raise ParamsError(f"{path}: empty file (expected the pipeline's parameters, as in the repository's)")
     return parse_params(raw)

@@ -44,6 +44,11 @@ MIN_SIDE = 16
 # Runs of up to this many pixels (batch × height × width) keep ONNX Runtime's memory arena for
 # the next image, so small images stay fast; after an image with larger runs it is given back.
 KEEP_ARENA_PIXELS = 512 * 512
+# The rank of each input an exported generator takes, by kind, and how to say it in an error.
+INPUT_RANKS = {GeneratorInput.PHOTO: (4,), GeneratorInput.NOISE: (2,), GeneratorInput.PHOTO_AND_STYLE: (4, 4, 0)}
+INPUT_WANTED = {GeneratorInput.PHOTO: "one float tensor (N, 3, H, W)",
+                GeneratorInput.NOISE: "one float tensor (N, z_dim)",
+                GeneratorInput.PHOTO_AND_STYLE: "float tensors photo (N, 3, H, W), style (N, 3, H', W') and alpha ()"}
 
 
 def _silence_provider_loader() -> None:
@@ -108,6 +113,13 @@ def _open_source(model: ModelSource) -> tuple[str | bytes, ModelRef]:
     return str(ref.path), ref
 
 
+def _takes_rank(arg, rank: int) -> bool:
+    """Whether an ONNX Runtime input ``arg`` is a float32 tensor of ``rank`` (3 channels if an image)."""
+    shape = list(arg.shape)
+    wrong_channels = rank == 4 and len(shape) == 4 and isinstance(shape[1], int) and shape[1] != 3
+    return arg.type == "tensor(float)" and len(shape) == rank and not wrong_channels
+
+
 class OnnxGenerator:
     """One ``InferenceSession`` on the best available provider, run with IO binding on CUDA.
 
@@ -138,6 +150,7 @@ class OnnxGenerator:
         except ValueError:
             raise ArtShiftError(f"{self.name}: not an ArtShift generator (its metadata has no valid "
                                 f"{METADATA_KEY!r}; export it with `dvc repro export`)") from None
+        self._check_inputs()
         self.input_shape = self.session.get_inputs()[0].shape
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
@@ -147,6 +160,17 @@ class OnnxGenerator:
     def describe(self) -> str:
         """Which model this is, e.g. ``models:/artshift@champion (version 3, run 0f9c…)``."""
         return self.ref.describe(self.metadata)
+
+    def _check_inputs(self) -> None:
+        """Refuse a model whose inputs are not the float32 tensors its kind takes (photos: rank 4
+        with 3 channels; noise: rank 2; AdaIN: photo, style and a scalar alpha): ONNX Runtime
+        would fail at the first image instead."""
+        inputs = self.session.get_inputs()
+        ranks = INPUT_RANKS[self.takes]
+        if len(inputs) != len(ranks) or not all(_takes_rank(arg, rank) for arg, rank in zip(inputs, ranks)):
+            found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or "no input"
+            raise ArtShiftError(f"{self.name}: a {self.takes} generator must take {INPUT_WANTED[self.takes]}; "
+                                f"this model takes {found}")
 
     @property
     def provider(self) -> str:
