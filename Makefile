@@ -8,7 +8,7 @@ export DO_NOT_TRACK := 1
 STAMP := $(VENV)/.installed
 TEAM_DIR ?= .team
 
-.PHONY: install repro test lint ui clean tracking-server tracking-stop push pull
+.PHONY: install repro test lint ui clean tracking-server tracking-stop push pull faults
 
 install: $(STAMP)
 
@@ -23,6 +23,14 @@ repro: install
 
 test: install
 	$(PY) -m pytest -q
+
+# Every fault case (tests/faults, the long `faults` ones included, and the regression tests it
+# reuses), then their table: case, trials, survived, data lost. FAULT_TRIALS=n shortens the repeats.
+FAULTS_JSON := test-artifacts/faults.json
+faults: install
+	rm -f $(FAULTS_JSON)
+	FAULTS_REPORT=$(FAULTS_JSON) $(PY) -m pytest -q -m 'faults or fault_case' tests; status=$$?; \
+	$(PY) tests/faults/report.py $(FAULTS_JSON) && exit $$status
 
 lint: install
 	$(VENV)/bin/ruff check .

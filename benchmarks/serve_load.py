@@ -1,19 +1,20 @@
-"""Load test of the HTTP service: N concurrent clients posting a 256x256 PNG to /v1/stylize.
+"""Load test of the HTTP service: 1 and 2 workers side by side, N concurrent clients posting a PNG.
 
-    python benchmarks/serve_load.py --seconds 60 --clients 32 --concurrency 1 --queue 16
+    python benchmarks/serve_load.py --seconds 60 --clients 32 --workers 1 2
 
-Starts the real app (:func:`artshift.serve.create_app`, with ``artshift serve``'s defaults unless
-told otherwise) under uvicorn with the service's own protocol (:func:`artshift.serve.background_server`:
-a daemon thread, 127.0.0.1, a free port), waits for it, sends one warm-up
-request, then runs ``--clients`` asyncio clients (httpx.AsyncClient) in a closed loop for
-``--seconds``: each client posts, waits for the answer, posts again. No request starts after
-the deadline; those in flight are awaited (each has a ``--timeout``), then the server stops.
+For each ``--workers`` value, starts the real service (``artshift serve --workers N`` in a
+subprocess on a free 127.0.0.1 port, with ``artshift serve``'s defaults unless told otherwise:
+``--concurrency 1 --queue 16`` per worker, ``--threads 0`` = the cores shared out among the
+workers), waits for it, sends one warm-up request, then runs ``--clients`` asyncio clients
+(httpx.AsyncClient) in a closed loop for ``--seconds``: each client posts, waits for the answer,
+posts again (after a 503, it waits the ``Retry-After`` second). No request starts after the
+deadline; those in flight are awaited (each has a ``--timeout``), then the service is stopped.
 
-Prints throughput (successful responses / wall time, drain included), p50/p99 latency of the
-successful responses, and the failures: 503 "busy" answers from the service's wait queue
-apart from other status codes and from client-side exceptions (timeouts, connection errors).
-The load generator shares the machine (and this process) with the server, so on a small
-machine its own CPU use is part of what is measured.
+Prints one row per setting: throughput (successful responses / wall time, drain included), p50
+and p99 latency of the successful responses, the 503 "busy" answers from the wait queues, other
+failures (status codes, client-side exceptions), and the peak RSS of the service's processes.
+The load generator shares the machine with the service, so on a small machine its own CPU use
+is part of what is measured.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,20 +31,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from artshift.serve import background_server, create_app
+from service_runner import PeakRss, photo_png, running_service
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def test_png(size: int) -> bytes:
-    """A deterministic photo-like PNG: smooth gradients plus a little noise."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    rgb = np.stack([xx, yy, 0.5 + 0.5 * np.sin(6 * xx + 4 * yy)], axis=-1) * 200
-    rgb = np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 async def client(http: httpx.AsyncClient, body: bytes, deadline: float,
@@ -83,45 +74,51 @@ async def run_load(url: str, body: bytes, clients: int, seconds: float, timeout:
             "provider": provider}
 
 
+def measure(args: argparse.Namespace, workers: int, body: bytes, folder: Path) -> dict:
+    """One setting: the service with ``workers`` processes under the load; its figures."""
+    flags = ["--workers", str(workers), "--concurrency", str(args.concurrency), "--queue", str(args.queue),
+             "--threads", str(args.threads)]
+    with running_service(args.model, flags, folder / f"serve-{workers}.log") as (url, process), \
+            PeakRss(process.pid) as rss:
+        result = asyncio.run(run_load(url, body, args.clients, args.seconds, args.timeout))
+    return result | {"workers": workers, "peak_rss": rss.peak}
+
+
+def row(result: dict) -> str:
+    """One line of the side-by-side table."""
+    latencies, statuses, exceptions = np.array(result["latencies"]), result["statuses"], result["exceptions"]
+    ok = statuses.get(200, 0)
+    other = sum(n for code, n in statuses.items() if code not in (200, 503)) + sum(exceptions.values())
+    p50, p99 = ((np.percentile(latencies, q) * 1e3 for q in (50, 99)) if ok else ("-", "-"))
+    return (f"| {result['workers']} | {ok / result['wall']:.2f} | {p50:.0f} | {p99:.0f} | {ok} | "
+            f"{statuses.get(503, 0)} | {other} | {result['peak_rss'] / 2**20:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "generator.onnx")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="settings to compare (default 1 2)")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long clients keep sending (default 60)")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--size", type=int, default=256, help="side of the posted PNG")
-    parser.add_argument("--concurrency", type=int, default=1, help="create_app: images stylised at a time (default 1, "
-                        "as artshift serve)")
-    parser.add_argument("--queue", type=int, default=16, help="create_app: requests allowed to wait (default 16, "
-                        "as artshift serve)")
-    parser.add_argument("--threads", type=int, default=0, help="create_app: ORT intra-op threads (0 = ORT default)")
+    parser.add_argument("--concurrency", type=int, default=1, help="artshift serve --concurrency (default 1)")
+    parser.add_argument("--queue", type=int, default=16, help="artshift serve --queue (default 16)")
+    parser.add_argument("--threads", type=int, default=0, help="artshift serve --threads (0 = cores / workers)")
     parser.add_argument("--timeout", type=float, default=120.0, help="client timeout per request, seconds")
     args = parser.parse_args()
-    if args.seconds <= 0 or args.clients < 1:
-        parser.error("--seconds must be > 0 and --clients >= 1")
+    if args.seconds <= 0 or args.clients < 1 or min(args.workers) < 1:
+        parser.error("--seconds must be > 0, --clients and --workers >= 1")
 
-    app = create_app(args.model, concurrency=args.concurrency, queue=args.queue, threads=args.threads)
-    body = test_png(args.size)
-    # Loopback only, on purpose: this tool never targets another machine.
-    with background_server(app, access_log=False, backlog=2048, timeout_keep_alive=30) as url:
-        result = asyncio.run(run_load(url, body, args.clients, args.seconds, args.timeout))
-
-    latencies = np.array(result["latencies"])
-    statuses, exceptions = result["statuses"], result["exceptions"]
-    ok = statuses.get(200, 0)
-    busy = statuses.get(503, 0)
-    other = {code: n for code, n in sorted(statuses.items()) if code not in (200, 503)}
-    print(f"model {args.model.name} (provider {result['provider']}), {args.size}x{args.size} PNG "
-          f"({len(body)} bytes), {args.clients} clients, {args.seconds:g} s, concurrency {args.concurrency}, "
-          f"queue {args.queue}, threads {args.threads}, server {url}")
-    print(f"requests      : {sum(statuses.values()) + sum(exceptions.values())} "
-          f"({ok} ok) in {result['wall']:.1f} s (includes draining in-flight requests)")
-    print(f"throughput    : {ok / result['wall']:.2f} req/s")
-    if ok:
-        print(f"latency (200) : p50 {np.percentile(latencies, 50) * 1e3:.0f} ms, "
-              f"p99 {np.percentile(latencies, 99) * 1e3:.0f} ms, max {latencies.max() * 1e3:.0f} ms")
-    print(f"503 busy      : {busy}")
-    print(f"errors        : {sum(other.values()) + sum(exceptions.values())}"
-          + (f"  by status {other}" if other else "") + (f"  exceptions {dict(exceptions)}" if exceptions else ""))
+    body = photo_png(args.size)
+    with tempfile.TemporaryDirectory(prefix="serve-load-") as folder:
+        results = [measure(args, workers, body, Path(folder)) for workers in args.workers]
+    print(f"model {args.model.name} (provider {results[0]['provider']}), {args.size}x{args.size} PNG "
+          f"({len(body)} bytes), {args.clients} clients, {args.seconds:g} s per setting, per worker: "
+          f"concurrency {args.concurrency}, queue {args.queue}, threads {args.threads or 'cores / workers'}")
+    print("| workers | req/s | p50 ms | p99 ms | 200 | 503 busy | errors | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for result in results:
+        print(row(result))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ DOWNLOADS_DIR = Path("data/downloads")  # archive cache of the url source, outsi
 
 def main() -> None:
     params = load_params()
-    with tracking.data_run("download") as run:  # fails here, before any work, if the store is unusable
+    # Fails here, before any work, if the store is unusable (or logs locally: tracking.required false).
+    with tracking.data_run("download", params.tracking.required) as run:
         run.log_params({"seed": params.seed, "download": params.download.model_dump()})
 
         def record(folder: Path, summary: dict) -> None:  # before the new data/raw goes in

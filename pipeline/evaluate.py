@@ -22,7 +22,8 @@ def main() -> None:
     generator, record = checkpoint.load_generator(GENERATOR)
     # Opening the run checks the store first; the outputs replace the previous ones only after
     # everything is logged, so a failure (tracking included) leaves those.
-    with tracking.open_run(RUN_REF) as run, atomic_files({"json": EVAL_JSON, "grid": GRID_PNG}) as out:
+    with (tracking.open_run(RUN_REF, params.tracking.required) as run,
+          atomic_files({"json": EVAL_JSON, "grid": GRID_PNG}) as out):
         extractor = load_feature_extractor(cfg.inception_weights, cfg.resize, params.seed)
         report, grid = evaluate(generator, PROCESSED_DIR, extractor, cfg, params.seed, FEATURE_CACHE,
                                 record["image_size"])

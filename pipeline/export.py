@@ -29,8 +29,9 @@ def main() -> None:
     photos, paintings = (processed_folder(PROCESSED_DIR, "train", domain) for domain in ("photos", "paintings"))
     # Opening the run checks the store first; the ONNX files and export.json replace the previous
     # ones only after the parity check, the scores, the logging and the registration all passed.
-    with tracking.open_run(RUN_REF) as run, atomic_files({**ONNX_PATHS, "report": EXPORT_JSON}) as out:
-        method, digest = record.get("method", "cut"), registry.params_hash(params.model_dump())
+    with (tracking.open_run(RUN_REF, params.tracking.required) as run,
+          atomic_files({**ONNX_PATHS, "report": EXPORT_JSON}) as out):
+        method, digest = record.get("method", "cut"), registry.params_hash(params.model_dump(exclude={"tracking"}))
         metadata = {"run_id": run.run_id, "method": method, "params_hash": digest,
                     "train_image_size": str(record.get("image_size", ""))}
         onnx_paths = {variant: out[variant] for variant in ONNX_PATHS}
@@ -55,6 +56,7 @@ def main() -> None:
                                                 generator.takes, tags)
             log.info("registered version %s: %s (make it the champion with `artshift promote %s`)", version,
                      registry.describe(tags), version)
+    log.info("wrote %s", ", ".join(str(path) for path in [*ONNX_PATHS.values(), EXPORT_JSON]))
 
 
 if __name__ == "__main__":

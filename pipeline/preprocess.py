@@ -15,7 +15,8 @@ RAW_DIR, PROCESSED_DIR = Path("data/raw"), Path("data/processed")
 def main() -> None:
     params = load_params()
     cfg = params.preprocess
-    with tracking.data_run("preprocess") as run:  # fails here, before any work, if the store is unusable
+    # Fails here, before any work, if the store is unusable (or logs locally: tracking.required false).
+    with tracking.data_run("preprocess", params.tracking.required) as run:
         run.log_params({"seed": params.seed, "preprocess": cfg.model_dump()})
 
         def record(folder: Path, summary: dict) -> None:  # before the new data/processed goes in

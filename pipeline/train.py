@@ -28,7 +28,7 @@ def main() -> None:
     # Opening the run checks the store before any work; train() logs everything before it writes
     # the generator and loss curve, and run.json is written last: a failure leaves the previous outputs.
     with tracking.start_model_run(params.model_dump(), run_name=f"{params.train.method}-{params.train.steps}",
-                                  tags={"dataset_sha256": data_hash}) as run:
+                                  tags={"dataset_sha256": data_hash}, required=params.tracking.required) as run:
         result = train(params, PROCESSED_DIR, CHECKPOINT_DIR, GENERATOR, dataset_hash=data_hash, run=run,
                        loss_csv=LOSS_CSV)
         write_json(TRAIN_JSON, {"mlflow_run_id": run.run_id, "method": params.train.method, "steps": result.steps,

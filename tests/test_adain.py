@@ -297,6 +297,9 @@ def test_the_inference_runner_takes_a_photo_a_style_and_alpha(exported):
     assert out.shape == photo.shape and np.abs(out - expected).max() <= 1e-4
     image = runner.stylize(Image.new("RGB", (45, 30), (200, 30, 30)), Image.new("RGB", (20, 20), (0, 0, 255)))
     assert image.size == (45, 30)
+    red = np.asarray(Image.new("RGB", (45, 30), (200, 30, 30)))
+    pixels = runner.stylize(red, Image.new("RGB", (20, 20), (0, 0, 255)))
+    assert isinstance(pixels, np.ndarray) and np.array_equal(pixels, np.asarray(image))  # an array in, an array out
     with pytest.raises(ArtShiftError, match="alpha must be in"):
         runner.run_array(photo, style, alpha=1.5)
     with pytest.raises(ArtShiftError):

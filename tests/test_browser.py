@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artshift.generator_io import ModelRef
 from artshift.serve import background_server, create_app
 
 CHROMIUM = Path(os.environ.get("ARTSHIFT_CHROMIUM", "/usr/bin/chromium"))
@@ -31,6 +32,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIMEOUT_MS = 60_000
+RUN_ID = "0f9c" * 8
 
 
 def _unavailable(reason: str) -> None:
@@ -52,8 +54,10 @@ def start_playwright():
 
 @pytest.fixture(scope="module")
 def base_url(tiny_onnx):
-    """The real service under uvicorn on a free local port, in a background thread."""
-    with background_server(create_app(tiny_onnx)) as url:
+    """The real service under uvicorn on a free local port, in a background thread, serving the
+    tiny model as if it were registry version 3."""
+    model = ModelRef(tiny_onnx, "models:/artshift@champion", "3", RUN_ID)
+    with background_server(create_app(tiny_onnx, model_ref=model)) as url:
         yield url
 
 
@@ -76,16 +80,23 @@ def browser_context(start_playwright, tmp_path_factory):
 
 
 def _open_page(browser_context, url: str):
-    """The page at ``url``, freshly loaded; fails the test on any uncaught script error."""
+    """The page at ``url``, freshly loaded (with its examples listed); fails the test on any
+    uncaught script error or any GET that fails (the favicon included)."""
     page = browser_context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     script_errors: list[str] = []
+    failed_gets: list[str] = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))
+    page.on("response", lambda r: r.request.method == "GET" and r.status >= 400 and failed_gets.append(r.url))
     response = page.goto(url + "/")
     assert response is not None and response.status == 200
+    page.wait_for_selector("#examples button[data-name='cat'] img")
+    page.wait_for_function("document.querySelector('link[rel=icon]') !== null")
     yield page
+    page.evaluate("fetch('/favicon.ico')")  # what the browser asks for on its own
     page.close()
     assert not script_errors, f"uncaught errors in the page: {script_errors}"
+    assert not failed_gets, f"failed requests: {failed_gets}"
 
 
 @pytest.fixture
@@ -118,6 +129,14 @@ def test_upload_page_stylizes_a_photo(page, tmp_path):
     assert _natural_size(page, "#before") == (96, 64)
     assert page.text_content("#status") == "Done."
     assert page.get_attribute("#status", "class") in (None, "")
+    assert page.text_content("#model") == (
+        f"Model: models:/artshift@champion (version 3, run {RUN_ID[:8]}, on CPUExecutionProvider)")
+    with page.expect_download() as download_info:
+        page.click("#download")
+    download = download_info.value
+    assert download.suggested_filename == "gradient-artshift.png"
+    with Image.open(download.path()) as result:
+        assert result.format == "PNG" and result.size == (96, 64)
 
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "serve_page.png"
@@ -142,6 +161,32 @@ def test_upload_page_reports_a_non_image(page, tmp_path):
     assert text.startswith("Error: ") and "not a supported image" in text
     assert status.is_visible()
     assert page.get_attribute("#after", "src") is None
+
+
+def test_an_example_photo_is_one_click(page):
+    page.click("#examples button[data-name='cat']")
+    page.wait_for_selector("body[data-state='done']", state="attached")
+    assert _natural_size(page, "#after") == (320, 213)
+    assert page.is_visible("#download") and page.get_attribute("#download", "download") == "cat-artshift.png"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "serve_page_example.png"), full_page=True)
+
+
+def test_a_dropped_photo_is_stylized(page, tmp_path):
+    photo = _gradient_png(tmp_path / "dropped.png", width=50, height=70).read_bytes()
+    page.evaluate("""bytes => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], "dropped.png", { type: "image/png" }));
+        const zone = document.getElementById("drop");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }
+    }""", list(photo))
+    page.wait_for_selector("body[data-state='done']", state="attached")
+    assert _natural_size(page, "#after") == (50, 70)
+    assert page.get_attribute("#download", "download") == "dropped-artshift.png"
+    assert "over" not in (page.get_attribute("#drop", "class") or "")
 
 
 # The style picker, with an AdaIN model (a tiny random one) and a gallery of three paintings.
@@ -176,12 +221,13 @@ def _result_png(page) -> Image.Image:
         const response = await fetch(document.getElementById("after").src);
         return Array.from(new Uint8Array(await response.arrayBuffer()));
     }""")
-    return Image.open(io.BytesIO(bytes(data)))
+    return Image.open(io.BytesIO(bytes(data))).convert("RGB")
 
 
-def _submit_and_wait(page) -> None:
+def _wait_done_after(page, action) -> None:
+    """Run ``action`` (one that repaints) and wait until the page shows its result."""
     page.evaluate("document.body.dataset.state = ''")
-    page.click("#submit")
+    action()
     page.wait_for_selector("body[data-state='done']", state="attached")
 
 
@@ -198,26 +244,28 @@ def test_style_picker_paints_the_photo_in_a_gallery_or_uploaded_style(adain_page
     page.wait_for_selector("body[data-state='error']", state="attached")
     assert page.text_content("#status") == "Error: pick a style from the gallery or upload one"
 
-    page.click("#style-gallery button[title='painting1']")
-    page.wait_for_function("document.getElementById('style-shown').naturalWidth === 64")
+    _wait_done_after(page, lambda: page.click("#style-gallery button[title='painting1']"))  # repaints at once
     assert page.get_attribute("#style-gallery button[title='painting1']", "aria-pressed") == "true"
-    page.eval_on_selector("#alpha", "el => { el.value = '0.5'; el.dispatchEvent(new Event('input')); }")
-    assert page.text_content("#alpha-value") == "0.50"
-    _submit_and_wait(page)
-    model = StyleTransfer(tiny_adain)  # the result is exactly the model's on this photo, painting and alpha
+    assert _natural_size(page, "#style-shown") == (64, 64)
+    model = StyleTransfer(tiny_adain)  # each result shown is exactly the model's on this photo, painting and alpha
     photo_image = Image.open(photo).convert("RGB")
-    expected = model.stylize(photo_image, Image.open(gallery / "painting1.png").convert("RGB"), 0.5)
+    painting = Image.open(gallery / "painting1.png").convert("RGB")
+    assert np.array_equal(np.asarray(_result_png(page)), np.asarray(model.stylize(photo_image, painting, 1.0)))
+
+    slide = "el => { el.value = '0.5'; for (const e of ['input', 'change']) el.dispatchEvent(new Event(e)); }"
+    _wait_done_after(page, lambda: page.eval_on_selector("#alpha", slide))
+    assert page.text_content("#alpha-value") == "0.50"
     shown = _result_png(page)
-    assert shown.size == (96, 64) and np.array_equal(np.asarray(shown.convert("RGB")), np.asarray(expected))
+    expected = model.stylize(photo_image, painting, 0.5)
+    assert shown.size == (96, 64) and np.array_equal(np.asarray(shown), np.asarray(expected))
 
     uploaded = tmp_path / "mine.png"
     Image.new("RGB", (50, 70), (20, 200, 90)).save(uploaded)
-    page.set_input_files("#style-file", str(uploaded))
+    _wait_done_after(page, lambda: page.set_input_files("#style-file", str(uploaded)))
     page.wait_for_function("document.getElementById('style-shown').naturalHeight === 70")
     assert page.locator("#style-gallery button[aria-pressed='true']").count() == 0
-    _submit_and_wait(page)
     expected = model.stylize(photo_image, Image.open(uploaded), 0.5)
-    assert np.array_equal(np.asarray(_result_png(page).convert("RGB")), np.asarray(expected))
+    assert np.array_equal(np.asarray(_result_png(page)), np.asarray(expected))
     assert page.text_content("#status") == "Done."
 
     ARTIFACTS.mkdir(exist_ok=True)

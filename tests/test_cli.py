@@ -228,6 +228,66 @@ def test_serve_flags_set_the_request_limits(capsys):
         assert exit_info.value.code == 2 and f"argument {flag}: must be " in capsys.readouterr().err
 
 
+def _parsers(parser, path=()):
+    """Every (command path, parser) of the CLI, subcommands of subcommands included."""
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def _option_help(text: str, option: str) -> str:
+    """The help text of ``option`` in a --help output (its lines up to the next option)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(option + " ")
+                 or line.lstrip().startswith(option + ","))
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith(" " * 6) or line.lstrip().startswith("-"):
+            break
+        block.append(line)
+    return " ".join(" ".join(block).split())
+
+
+def test_every_help_shows_every_default_in_plain_text(monkeypatch, capsys):
+    from artshift.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "200")
+    checked = 0
+    for path, parser in _parsers(build_parser()):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*path, "--help"])
+        assert exit_info.value.code == 0
+        text = capsys.readouterr().out
+        assert "`" not in text, f"artshift {' '.join(path)} --help has reST backticks"
+        for action in parser._actions:
+            if action.option_strings and action.nargs != 0 and not action.required:
+                described = _option_help(text, action.option_strings[-1])
+                assert "default" in described, f"artshift {' '.join(path)} --help: no default for {described!r}"
+                if "default" not in (action.help or ""):  # shown by the formatter: the real value
+                    assert f"(default: {action.default})" in described
+                checked += 1
+    assert checked > 20
+
+
+def test_top_help_and_version(capsys):
+    import artshift
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    description = text.split("\n\n")[1]
+    assert description.startswith("Repaint photos") and description.rstrip().endswith(".")
+    assert "Exit codes: 0 ok, 2 bad input" in text
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"artshift {artshift.__version__}"
+
+
 # AdaIN models: a photo and a painting in, one output per (photo, painting) pair.
 
 @pytest.fixture

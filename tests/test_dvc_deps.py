@@ -197,3 +197,58 @@ def test_checker_finds_nested_and_relative_imports(tmp_path):
     assert missing_deps({**stage, "deps": ["src/pkg"]}, tmp_path, src, "pkg") == ["pipeline/run.py"]
     assert missing_deps({**stage, "deps": ["pipeline/run.py", "src/pkg"]}, tmp_path, src, "pkg") == []
     assert missing_deps({"cmd": "dvc exp show", "deps": []}, tmp_path, src, "pkg") == []
+
+
+def _stage_imports() -> dict[str, set[str]]:
+    """Each stage's imported project files, relative to the repository (``src/artshift/...``)."""
+    return {name: {f.relative_to(ROOT).as_posix() for f in transitive_files(ROOT / stage_script(stage), SRC, PACKAGE)}
+            for name, stage in STAGES.items()}
+
+
+def _dvc_project(root: Path) -> dict:
+    """A git + DVC copy of the repository's tracked files at ``root`` whose every stage is recorded
+    in a fresh dvc.lock (over placeholder outputs: nothing is run); returns the environment for dvc."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                            text=True, check=True).stdout.split()
+    for name in listed:
+        if (ROOT / name).is_file() and name != "dvc.lock" and not name.startswith("tests/"):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, root / name)
+    for stage in STAGES.values():
+        for entry in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", []):
+            out = root / (next(iter(entry)) if isinstance(entry, dict) else entry)
+            if not out.exists():
+                folder = out if out.suffix == "" else None
+                (folder or out.parent).mkdir(parents=True, exist_ok=True)
+                (folder / "placeholder" if folder else out).write_text("{}" if out.suffix == ".json" else "x")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for args in (["git", "init", "-q"], ["dvc", "commit", "-f", "-q"]):
+        subprocess.run(args, cwd=root, env=env, check=True, capture_output=True)
+    return env
+
+
+def test_a_changed_source_file_reruns_every_stage_that_imports_it(tmp_path):
+    """For one module per stage (the one fewest stages import), an edit makes `dvc status` report
+    exactly the stages that import it as changed, and no others."""
+    import json
+    import subprocess
+
+    env = _dvc_project(tmp_path)
+    imports = _stage_imports()
+    users = {module: {s for s, files in imports.items() if module in files} for files in imports.values()
+             for module in files}
+    for stage, files in sorted(imports.items()):
+        module = min(files, key=lambda m: (len(users[m]), m))
+        original = (tmp_path / module).read_text()
+        (tmp_path / module).write_text(original + "\n# edited\n")
+        status = subprocess.run(["dvc", "status", "--json"], cwd=tmp_path, env=env, check=True,
+                                capture_output=True, text=True).stdout
+        (tmp_path / module).write_text(original)
+        changed = {name for name, changes in json.loads(status).items()
+                   if any("changed deps" in change for change in changes if isinstance(change, dict))}
+        assert changed == users[module], f"editing {module} (imported by {stage})"

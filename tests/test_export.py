@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import onnx
 import pytest
@@ -194,8 +196,18 @@ def test_export_variants_writes_all_three_and_gates_on_fp32_parity(exported, tmp
     generator, _ = exported
     paths = {variant: tmp_path / f"{variant}.onnx" for variant in VARIANTS}
     calibration = torch.cat(_images((32, 32), (32, 32))).numpy()
-    report = export_variants(generator, paths, 18, calibration, {"method": "cut"}, parity_atol=1e-4, seed=0)
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("artshift").addHandler(handler)
+    try:
+        report = export_variants(generator, paths, 18, calibration, {"method": "cut"}, parity_atol=1e-4, seed=0)
+    finally:
+        logging.getLogger("artshift").removeHandler(handler)
     assert set(report) == set(VARIANTS) and all(path.is_file() for path in paths.values())
+    # A stage passes temporary stand-ins: the log names variants, never a path (nor the int8 source's temp file).
+    assert [line.split()[0] for line in lines] == list(VARIANTS)
+    assert not [line for line in lines if "/" in line.split("vs PyTorch")[0]]
     assert report["fp32"]["max_abs_diff"] < 1e-4 < report["int8"]["max_abs_diff"]
     with pytest.raises(ArtShiftError, match=r"fp32 ONNX differs from PyTorch by .* > export.parity_atol"):
         export_variants(generator, paths, 18, calibration, {}, parity_atol=1e-12, seed=0)

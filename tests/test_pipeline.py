@@ -65,6 +65,8 @@ def test_every_stage_writes_its_outputs(project):
     root, _, repro = project
     for stage in ("download", "preprocess", "train", "evaluate", "export"):
         assert f"Running stage '{stage}'" in repro.stdout
+    output = repro.stdout + repro.stderr
+    assert "wrote models/generator.onnx" in output and ".staging." not in output and "int8-source" not in output
     raw = json.loads((root / "data/raw/manifest.json").read_text())
     assert raw["paintings_synthetic"] is True
     assert len(list((root / "data/raw/paintings").iterdir())) == 16

@@ -145,3 +145,12 @@ def test_cli_and_service_say_which_version_and_run_they_loaded(store, registered
     health = TestClient(create_app(model.path, model_ref=model)).get("/healthz").json()
     assert health["model"] == "models:/artshift@champion" and health["version"] == version
     assert health["run_id"] == run_id
+
+
+def test_python_api_loads_a_registered_version(store, registered):
+    from artshift import Stylizer
+
+    version, run_id = registered
+    stylizer = Stylizer(f"models:/artshift/{version}", providers=["CPUExecutionProvider"])
+    assert stylizer.describe() == f"models:/artshift/{version} (version {version}, run {run_id})"
+    assert stylizer.stylize(np.zeros((20, 24, 3), np.uint8)).shape == (20, 24, 3)

@@ -204,6 +204,195 @@ def test_slow_headers_and_bodies_are_cut_off(tiny_onnx):
             assert client.post("/v1/stylize", content=_png()).status_code == 200
 
 
+def _metric(text: str, line_start: str) -> float:
+    """The value of the one sample in Prometheus text ``text`` whose line starts with ``line_start``."""
+    (value,) = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith(line_start)]
+    return float(value)
+
+
+def test_metrics_count_requests_by_route_and_status(tiny_onnx):
+    client = TestClient(create_app(tiny_onnx))
+    assert client.post("/v1/stylize", content=_png()).status_code == 200
+    assert client.post("/v1/stylize", content=b"not an image").status_code == 415
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/no/such/page").status_code == 404
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' default
+    text = response.text
+    assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="200"}') == 1
+    assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="415"}') == 1
+    assert _metric(text, 'artshift_http_requests_total{route="/healthz",status="200"}') == 1
+    assert _metric(text, 'artshift_http_requests_total{route="unmatched",status="404"}') == 1  # never the raw path
+    assert "/no/such/page" not in text
+    assert _metric(text, 'artshift_http_request_duration_seconds_count{route="/v1/stylize"}') == 2
+    assert _metric(text, 'artshift_http_request_duration_seconds_bucket{le="+Inf",route="/v1/stylize"}') == 2
+    assert _metric(text, "artshift_queue_depth ") == 0 and _metric(text, "artshift_stylize_in_progress ") == 0
+    assert _metric(text, f'artshift_model_info{{model="{tiny_onnx}",provider="CPUExecutionProvider",'
+                         'run_id="",version=""}') == 1
+
+
+def test_queue_depth_follows_the_requests_waiting():
+    from prometheus_client import CollectorRegistry, Gauge
+
+    from artshift.serve import Gate
+
+    registry = CollectorRegistry()
+    waiting, busy = Gauge("waiting", "", registry=registry), Gauge("busy", "", registry=registry)
+    gate = Gate(concurrency=1, queue=1, waiting=waiting, busy=busy)
+
+    async def scenario():
+        release = asyncio.Event()
+
+        async def hold():
+            async with gate:
+                await release.wait()
+
+        first = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        second = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        seen = (registry.get_sample_value("waiting"), registry.get_sample_value("busy"))
+        second.cancel()  # a request given up while it waits leaves the queue
+        await asyncio.sleep(0)
+        after_cancel = (registry.get_sample_value("waiting"), gate.admitted)
+        release.set()
+        await first
+        return seen, after_cancel, (registry.get_sample_value("waiting"), registry.get_sample_value("busy"))
+
+    assert asyncio.run(scenario()) == ((1, 1), (0, 1), (0, 0))
+
+
+@pytest.mark.parametrize(("threads", "workers", "expected"), [(0, 1, 0), (0, 2, 4), (3, 2, 3), (8, 1, 8)])
+def test_worker_threads_share_the_cores(threads, workers, expected):
+    from artshift.serve import worker_threads
+
+    assert worker_threads(threads, workers, cores=8) == expected
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--threads", "3", "--workers", "3"], "error: --threads 3 x --workers 3 = 9 threads for 8 CPU cores; "
+                                           "use --threads 2 or --threads 0"),
+    (["--workers", "9"], "error: --workers 9: more than the 8 CPU cores of this machine"),
+    (["--workers", "0"], "--workers: must be > 0, got 0"),
+])
+def test_serve_refuses_more_threads_than_cores(monkeypatch, capsys, tiny_onnx, args, message):
+    from artshift import cli
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    try:
+        code = cli.main(["serve", "--model", str(tiny_onnx), *args])
+    except SystemExit as exc:  # argparse's own check
+        code = exc.code
+    assert code == 2 and message in capsys.readouterr().err
+
+
+def test_serve_binds_this_machine_only_unless_told():
+    from artshift import cli
+
+    assert cli.build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    assert cli.build_parser().parse_args(["serve", "--host", "0.0.0.0"]).host == "0.0.0.0"
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """The service benchmarks' helpers (benchmarks/service_runner.py, benchmarks/serve_faults.py)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import serve_faults
+    import service_runner
+
+    return service_runner, serve_faults
+
+
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_two_workers_both_answer_and_share_their_metrics(tiny_onnx, tmp_path, bench):
+    import glob
+
+    running_service = bench[0].running_service
+    metric_folders = set(glob.glob("/dev/shm/artshift-metrics-*"))
+    log = tmp_path / "serve.log"
+    with running_service(tiny_onnx, ["--workers", "2", "--header-timeout", "0.5"], log) as (url, server):
+        workers, asked = set(), 0
+        while len(workers) < 2 and asked < 200:  # a new connection each time: the kernel hands it to either worker
+            workers.add(httpx.get(f"{url}/healthz", headers={"Connection": "close"}, trust_env=False).json()["worker"])
+            asked += 1
+        assert len(workers) == 2 and {_parent_pid(pid) for pid in workers} == {server.pid}
+        with httpx.Client(base_url=url, trust_env=False) as client:
+            answer = client.post("/v1/stylize", content=_png((40, 30)))
+            assert answer.status_code == 200 and Image.open(io.BytesIO(answer.content)).size == (40, 30)
+            text = client.get("/metrics").text  # answered by one worker, counting both
+        assert _metric(text, 'artshift_http_requests_total{route="/healthz",status="200"}') == asked + 1  # + start-up
+        assert _metric(text, 'artshift_http_requests_total{route="/v1/stylize",status="200"}') == 1
+        for _ in range(4):  # the header deadline holds in every worker
+            received, seconds = _raw_exchange(url, b"GET /healthz HTTP/1.1\r\n", wait_s=10)
+            assert received == b"" and seconds < 5
+    assert server.returncode == 0
+    output = log.read_text()
+    assert "Uvicorn running on http://127.0.0.1:" in output and "Traceback" not in output  # loopback by default
+    assert set(glob.glob("/dev/shm/artshift-metrics-*")) == metric_folders  # the metric files are gone
+
+
+def test_a_mix_of_good_bad_and_slow_requests_gets_no_5xx(tiny_onnx, tmp_path, bench):
+    """issue 17's service case, small: serve_faults.py runs 1,000 requests over 64 connections."""
+    service_runner, faults = bench
+    setup = faults.Setup(header_s=0.6, body_s=0.9, queue=16)
+    requests = faults.draw(len(faults.KINDS) * 4, seed=1)
+    assert {request.kind for request in requests} == set(faults.KINDS)
+    with service_runner.running_service(tiny_onnx, setup.flags(), tmp_path / "serve.log") as (url, _):
+        outcomes = asyncio.run(faults.run_mix(url, requests, 12, faults.references(tiny_onnx), setup, tmp_path))
+    assert faults.server_errors(outcomes) == 0
+    assert faults.wrong(outcomes) == {kind: 0 for kind in outcomes}, faults.table(outcomes)
+    assert sum(counts[200] for kind, counts in outcomes.items() if faults.KINDS[kind][1]) == sum(
+        1 for request in requests if faults.KINDS[request.kind][1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["serve.log"]  # the ../ file name wrote nothing
+    assert "Traceback" not in (tmp_path / "serve.log").read_text()
+
+
+def test_a_model_no_worker_could_load_is_one_line_before_any_worker_starts(tmp_path, capsys, monkeypatch):
+    from artshift import cli
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    bad = tmp_path / "bad.onnx"
+    bad.write_text("not a model")
+    assert cli.main(["serve", "--model", str(bad), "--workers", "2", "--threads", "1"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {bad}: not a loadable ONNX model")
+
+
+def test_favicon_and_examples_are_served_and_nothing_else(client):
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(icon.content)).size == (32, 32)
+    listed = client.get("/examples").json()
+    assert [example["name"] for example in listed] == ["coffee", "cat", "rocket"]
+    for example in listed:
+        photo = client.get(example["url"])
+        assert photo.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(photo.content)).width == 320
+    for probe in ("/examples/nope.jpg", "/examples/..%2Fpage.jpg", "/examples/../serve.jpg", "/examples/%2e%2e.jpg"):
+        response = client.get(probe)
+        assert response.status_code == 404 and response.headers["content-type"] == "application/json", probe
+
+
+def test_docs_describe_an_image_in_and_an_image_out(client):
+    operation = client.get("/openapi.json").json()["paths"]["/v1/stylize"]["post"]
+    body = operation["requestBody"]["content"]
+    assert body["image/*"]["schema"] == {"type": "string", "format": "binary"}
+    assert body["multipart/form-data"]["schema"]["properties"]["file"]["format"] == "binary"
+    assert set(operation["responses"]["200"]["content"]) == {"image/png", "image/jpeg"}
+    assert {"413", "415", "503"} <= set(operation["responses"])
+    query = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert query["format"]["schema"]["enum"] == ["png", "jpeg"]
+    assert client.get("/docs").status_code == 200
+    # What Swagger UI's "Try it out" sends for image/*: the file as the body with that content type.
+    response = client.post("/v1/stylize", content=_png((40, 30)), headers={"content-type": "image/*"})
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (40, 30)
+
+
 # AdaIN models: the photo as 'file', the painting as 'style', and alpha; a gallery of style images.
 
 @pytest.fixture(scope="module")

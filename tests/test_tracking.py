@@ -247,3 +247,98 @@ def test_runs_record_their_dvc_experiment_and_clean_commit(store, tmp_path, monk
     assert logged.data.tags["git_commit"] == head  # params are logged; they do not make the code dirty
     (repo / "code.py").write_text("x = 2\n")
     assert tracking.git_commit() == f"{head}-dirty"
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server_down(tmp_path, monkeypatch):
+    """A project folder whose MLFLOW_TRACKING_URI names a tracking server that is not running."""
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    monkeypatch.delenv("ARTSHIFT_DEBUG", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "7")  # MLflow's default: minutes against a dead server
+    return uri
+
+
+def test_a_tracking_server_that_is_down_fails_the_stage_at_its_start(server_down, tmp_path, capsys):
+    import time
+
+    (tmp_path / "params.yaml").write_text("download:\n  crops_per_photo: 1\n  n_paintings: 4\n")
+    began = time.monotonic()
+    assert _run_stage("download") == 1
+    assert time.monotonic() - began < 10
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: tracking server {server_down}: connection refused (start it, fix MLFLOW_TRACKING_URI, or set "
+        "tracking.required: false to log to the local store)"]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_tracking_not_required_logs_to_the_local_store_and_says_so(server_down, tmp_path, monkeypatch):
+    import logging
+
+    from mlflow.tracking import MlflowClient
+
+    from artshift import tracking
+
+    (tmp_path / "params.yaml").write_text("download:\n  crops_per_photo: 1\n  n_paintings: 4\n"
+                                          "tracking:\n  required: false\n")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("artshift.tracking").addHandler(handler)
+    try:
+        assert _run_stage("download") == 0
+    finally:
+        logging.getLogger("artshift.tracking").removeHandler(handler)
+    local = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert [r.getMessage() for r in records if r.levelno == logging.WARNING] == [
+        f"tracking server {server_down}: connection refused; tracking.required is false, so this stage logs to "
+        f"the local store {local}"]
+    client = MlflowClient(local)
+    runs = client.search_runs([client.get_experiment_by_name(tracking.DATA_EXPERIMENT).experiment_id])
+    assert [(r.info.run_name, r.info.status) for r in runs] == [("download", "FINISHED")]
+    assert (tmp_path / "data/raw/photos").is_dir()
+
+
+def test_a_server_that_does_not_answer_counts_as_down_after_the_timeout(monkeypatch):
+    import socket
+    import time
+
+    from artshift import tracking
+
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog) but never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        began = time.monotonic()
+        assert tracking.server_problem(f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5) == (
+            "no answer within 0.5 s")
+        assert time.monotonic() - began < 3
+
+
+def test_a_local_store_is_not_probed(store, monkeypatch):
+    from artshift import tracking
+
+    monkeypatch.setattr(tracking, "server_problem", lambda uri: pytest.fail(f"probed {uri}"))
+    tracking.check_store(required=True)
+
+
+@pytest.mark.parametrize(("status", "problem"), [(502, "/health answered HTTP 502"), (401, None), (200, None)])
+def test_a_server_answering_5xx_counts_as_down(monkeypatch, status, problem):
+    import httpx
+
+    from artshift import tracking
+
+    asked = []
+    monkeypatch.setattr(tracking.httpx, "get", lambda url, **kwargs: asked.append(url) or httpx.Response(status))
+    assert tracking.server_problem("https://mlflow.example.org/") == problem  # 401: an authenticating proxy
+    assert asked == ["https://mlflow.example.org/health"]

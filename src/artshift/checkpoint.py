@@ -11,6 +11,7 @@ evaluation and export need (architecture + weights).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -26,12 +27,38 @@ _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
 log = get_logger("checkpoint")
 
 
+class _WholeWrites:
+    """A file whose ``write`` writes every byte or raises: on a full disk the last write(2) is short
+    and only the next one fails with ``ENOSPC``, and torch's zip writer reports a short write as
+    ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def write(self, data) -> int:
+        """Write all of ``data`` (os.write until done); a full disk raises ``OSError(ENOSPC)``."""
+        view = memoryview(data).cast("B")
+        total = len(view)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return total
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+
 def _torch_save(obj: dict, path: Path) -> None:
-    """``torch.save`` into an open file: its C++ writer, given a file name, reports a full disk as
-    ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos``; through a Python file
-    the write raises ``OSError(ENOSPC)``, which :func:`artshift.files.atomic_path` reports."""
-    with open(path, "wb") as handle:
-        torch.save(obj, handle)
+    """``torch.save`` into a :class:`_WholeWrites` file, not a file name: its C++ writer reports a full
+    disk as ``unexpected pos``; this way the write raises ``OSError(ENOSPC)`` (torch's attempt to
+    close the archive after it raises that message again; the OSError is what goes up), which
+    :func:`artshift.files.atomic_path` reports naming the file."""
+    with open(path, "wb", buffering=0) as handle:
+        try:
+            torch.save(obj, _WholeWrites(handle.fileno()))
+        except RuntimeError as exc:  # torch's writer closes the archive after our OSError and fails again
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise
 
 
 def save(obj: dict, path: str | Path) -> None:
@@ -84,6 +111,14 @@ def prune(folder: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` training checkpoints."""
     paths = list_steps(folder)
     for path in paths[: max(len(paths) - keep, 0)]:
+        path.unlink(missing_ok=True)
+
+
+def remove_partial(folder: Path) -> None:
+    """Delete the temporary files of saves that a killed run left half-written (``.step_*.tmp``):
+    they are never read as checkpoints, but each is as large as one."""
+    for path in folder.glob(".step_*.tmp"):
+        log.info("removing %s, a checkpoint a stopped run left half-written", path.name)
         path.unlink(missing_ok=True)
 
 

@@ -20,15 +20,21 @@ import numpy as np
 from PIL import Image
 
 from artshift.errors import ArtShiftError, ImageTooLarge, run_main
-from artshift.generator_io import MODEL_URI_SCHEMES, REGISTERED_NAMES, GeneratorInput, ModelRef
+from artshift.generator_io import REGISTERED_NAMES, GeneratorInput, resolve_model
 from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
 from artshift.limits import DEFAULT_LIMITS, Limits
-from artshift.log import progress
+from artshift.log import progress, say
 from artshift.runs import add_runs_parser
 
 DEFAULT_MODEL = "models/generator.onnx"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
 PAIR_SEPARATOR = "__"  # <photo>__<style>.png: the output of a photo painted in a style (AdaIN)
+# ``artshift --help``: plain text (the module doc string is reST for the API docs).
+DESCRIPTION = ("Repaint photos in a learned abstract-painting style with the exported ONNX generator, "
+               "serve it over HTTP, draw new paintings with an exported DCGAN, and manage the model "
+               "registry. Run 'artshift COMMAND --help' for the options of a command.")
+EPILOG = "Exit codes: 0 ok, 2 bad input or params, 1 other failure; errors are one line on stderr."
+FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
 
 
 Skipped = list[tuple[Path, str]]  # (path, why) of inputs that could not be used
@@ -151,7 +157,7 @@ def _load_batches(jobs: list[tuple[Sources, Path]], size: int, tile_count: Calla
         try:
             pixels = rgb_pixels(load_rgb(source))
         except ArtShiftError as exc:
-            print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
+            say(f"skip: {exc}")  # the message starts with the path; the progress bar stays intact
             failed.append((source, "unreadable"))
             continue
         height, width, _ = pixels.shape
@@ -257,7 +263,7 @@ def _run_pairs(model, jobs: list[tuple[Sources, Path]], styles: list[Style], alp
             image = load_rgb(photo)
             model.check_photo(*image.size, str(photo))
         except ArtShiftError as exc:
-            print(f"skip: {exc}", file=sys.stderr)  # the message starts with the path
+            say(f"skip: {exc}")  # the message starts with the path; the progress bar stays intact
             failed.append((photo, "too large" if isinstance(exc, ImageTooLarge) else "unreadable"))
             bar.update(len(group))
             continue
@@ -273,16 +279,15 @@ def stylize_command(args: argparse.Namespace) -> None:
     input and ``--style`` image), same size, same format."""
     from artshift.inference import StyleTransfer, open_photo_model
 
-    model = resolve_model(args.model)
-    runner = open_photo_model(model.path, threads=args.threads, tile=args.tile)
+    runner = open_photo_model(args.model, threads=args.threads, tile=args.tile)
     takes_style = isinstance(runner, StyleTransfer)
-    _check_style_flags(args, takes_style, model.name)
+    _check_style_flags(args, takes_style, runner.name)
     skipped: Skipped = []
     styles = load_styles(args.style, runner.prepare_style, skipped) if takes_style else None
     jobs, existing = _plan(args, skipped, styles)
     for path, why in skipped:
         print(f"skip: {path}: {why}", file=sys.stderr)
-    print(f"running {model.describe(runner.metadata)} on {runner.provider}", file=sys.stderr)
+    print(f"running {runner.describe()} on {runner.provider}", file=sys.stderr)
     failed: Skipped = []
     with progress(total=len(jobs), desc="stylize") as bar:
         done = (_run_pairs(runner, jobs, styles, 1.0 if args.alpha is None else args.alpha, bar, failed)
@@ -296,16 +301,6 @@ def stylize_command(args: argparse.Namespace) -> None:
                             f"{', '.join(problems[:3])}" + (" ..." if len(problems) > 3 else ""))
 
 
-def resolve_model(model: str) -> ModelRef:
-    """The local ONNX file for ``--model``: a path, or an MLflow URI like ``models:/artshift@champion``
-    (downloaded, with its registry version and run)."""
-    if model.startswith(MODEL_URI_SCHEMES):
-        from artshift.registry import resolve_model as from_mlflow
-
-        return from_mlflow(model)
-    return ModelRef(Path(model), model)
-
-
 def sample_command(args: argparse.Namespace) -> None:
     """Draw ``--n`` new paintings from the noise of ``--seed`` into ``--out`` as PNG files."""
     from artshift.inference import Sampler
@@ -313,9 +308,8 @@ def sample_command(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise ArtShiftError(f"--n: must be >= 1, got {args.n}")
     check_output_folders({Path(args.out)})
-    model = resolve_model(args.model)
-    sampler = Sampler(model.path, threads=args.threads)
-    print(f"running {model.describe(sampler.metadata)} on {sampler.provider}", file=sys.stderr)
+    sampler = Sampler(args.model, threads=args.threads)
+    print(f"running {sampler.describe()} on {sampler.provider}", file=sys.stderr)
     targets = [Path(args.out) / f"sample_seed{args.seed}_{index:04d}.png" for index in range(args.n)]
     existing = [t for t in targets if t.exists()]
     if existing and not args.force:
@@ -335,12 +329,15 @@ def serve_limits(args: argparse.Namespace) -> Limits:
 
 
 def serve_command(args: argparse.Namespace) -> None:
-    """Serve the model over HTTP until interrupted."""
-    from artshift.serve import serve
+    """Serve the model over HTTP until interrupted, in ``--workers`` processes."""
+    from artshift.serve import Service, serve, worker_threads
 
+    threads = worker_threads(args.threads, args.workers)
     model = resolve_model(args.model)
-    serve(model.path, args.host, args.port, serve_limits(args), concurrency=args.concurrency,
-          queue=args.queue, threads=args.threads, tile=args.tile, model_ref=model, styles=style_gallery(args.styles))
+    service = Service(model.path, serve_limits(args), concurrency=args.concurrency, queue=args.queue,
+                      threads=threads, tile=args.tile, model_ref=model,
+                      styles=style_gallery(args.styles))
+    serve(service, args.host, args.port, args.workers)
 
 
 def style_gallery(folder: str | None) -> Path | None:
@@ -372,8 +369,7 @@ def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
 def _add_tile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=positive(int), default=1024,
                         help="images with a side above this are processed in overlapping tiles of this size "
-                             "(bounded memory; default %(default)s); AdaIN models run a photo whole, so this is "
-                             "their largest photo side")
+                             "(bounded memory); AdaIN models run a photo whole, so this is their largest photo side")
 
 
 def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
@@ -397,11 +393,32 @@ def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
                        help="seconds a client has to send the whole request body (default %(default)g)")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` that shows the default of every option taking a value, unless its help text
+    already says it (``(default: keep each input's format)``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shows_default = (action.option_strings and action.nargs != 0 and not action.required
+                         and action.default not in (None, argparse.SUPPRESS) and "default" not in text)
+        return f"{text} (default: %(default)s)" if shows_default else text
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose help (its subcommands' too) shows the defaults."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"formatter_class": HelpFormatter, **kwargs})
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one subcommand per action."""
-    parser = argparse.ArgumentParser(prog="artshift", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    model_help = f"ONNX file or MLflow URI such as models:/artshift@champion (default {DEFAULT_MODEL})"
+    from artshift import __version__
+
+    parser = Parser(prog="artshift", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    model_help = "ONNX file or MLflow URI such as models:/artshift@champion"
 
     stylize = commands.add_parser("stylize", help="repaint photos in the learned abstract style")
     stylize.add_argument("inputs", nargs="+", help="image files, folders (recursive) or glob patterns")
@@ -410,36 +427,41 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--format", choices=["keep", *FORMAT_SUFFIXES], default="keep",
                          help="output format (default: keep each input's format)")
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    stylize.add_argument("--batch", type=positive(int), default=4, help="same-sized images run together (default 4)")
+    stylize.add_argument("--batch", type=positive(int), default=4, help="same-sized images run together")
     stylize.add_argument("--style", action="append", metavar="PAINTING",
                          help="AdaIN models: the painting whose style to copy; a folder, pattern or repeated "
-                              "--style gives one output per photo and painting, <photo>__<painting>.<ext>")
+                              "--style gives one output per photo and painting, <photo>__<painting>.<ext> "
+                              "(default: none; an AdaIN model needs one)")
     stylize.add_argument("--alpha", type=float, default=None,
-                         help="AdaIN models: 0 keeps the photo, 1 (default) applies the full style")
+                         help="AdaIN models: 0 keeps the photo, 1 (the default) applies the full style")
     _add_tile_argument(stylize)
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
 
     sample = commands.add_parser("sample", help="draw new abstract paintings with an exported DCGAN")
-    sample.add_argument("--n", type=int, default=16, help="how many paintings (default 16)")
+    sample.add_argument("--n", type=int, default=16, help="how many paintings")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: the same seed draws the same paintings")
     sample.add_argument("--out", required=True, help="output folder (sample_seed<SEED>_<i>.png)")
     sample.add_argument("--model", default=DEFAULT_MODEL,
-                        help="DCGAN ONNX file or MLflow URI such as models:/artshift-dcgan/latest "
-                             f"(default {DEFAULT_MODEL})")
+                        help="DCGAN ONNX file or MLflow URI such as models:/artshift-dcgan/latest")
     sample.add_argument("--force", action="store_true", help="overwrite existing outputs")
     sample.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     sample.set_defaults(handler=sample_command)
 
     serve = commands.add_parser("serve", help="HTTP service with an upload page")
     serve.add_argument("--model", default=DEFAULT_MODEL, help=model_help)
-    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time")
-    serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait; more get 503")
-    serve.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="bind address (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    serve.add_argument("--workers", type=positive(int), default=1,
+                       help="processes, each with its own model session, sharing the port (default 1)")
+    serve.add_argument("--concurrency", type=int, default=1, help="images stylised at the same time, per worker")
+    serve.add_argument("--queue", type=int, default=16, help="requests allowed to wait, per worker; more get 503")
+    serve.add_argument("--threads", type=int, default=0,
+                       help="CPU threads for ONNX Runtime per worker (0 = all cores / workers); "
+                            "workers x threads may not exceed the cores")
     serve.add_argument("--styles", metavar="DIR", help="AdaIN models: the folder of style images the page offers "
-                       "(default data/processed/test/paintings when it exists)")
+                       "(default: data/processed/test/paintings when it exists)")
     _add_tile_argument(serve)
     _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)
@@ -486,7 +508,7 @@ def registry_prune_command(args: argparse.Namespace) -> None:
 def _add_registry_commands(commands: argparse._SubParsersAction) -> None:
     """``artshift promote VERSION`` and ``artshift registry list|prune``, each with ``--name``."""
     promote = commands.add_parser("promote", help="make a registered version the champion (models:/artshift@champion)")
-    promote.add_argument("version", help="registered version number, e.g. 3 (see `artshift registry list`)")
+    promote.add_argument("version", help="registered version number, e.g. 3 (see: artshift registry list)")
     promote.add_argument("--force", action="store_true", help="promote even when it scores worse")
     promote.set_defaults(handler=promote_command)
     registry = commands.add_parser("registry", help="list or prune the registered model versions")
@@ -498,7 +520,7 @@ def _add_registry_commands(commands: argparse._SubParsersAction) -> None:
     prune.set_defaults(handler=registry_prune_command)
     default = REGISTERED_NAMES[GeneratorInput.PHOTO]
     for command in (promote, listing, prune):
-        command.add_argument("--name", default=default, help=f"registered model (default {default})")
+        command.add_argument("--name", default=default, help="registered model")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -122,7 +122,8 @@ class TrainParams(_Section):
         """Unset or ``null`` keys take the method's ``param_defaults`` (else the field default)."""
         if not isinstance(raw, dict):
             return raw
-        method = METHODS.get(raw.get("method", cls.model_fields["method"].default))
+        name = raw.get("method", cls.model_fields["method"].default)
+        method = METHODS.get(name) if isinstance(name, str) else None  # else the field's check names it
         defaults = method.param_defaults if method else {}
         return defaults | {key: value for key, value in raw.items() if value is not None}
 
@@ -155,6 +156,12 @@ class ExportParams(_Section):
     register_model: bool = True
 
 
+class TrackingParams(_Section):
+    # A tracking server ($MLFLOW_TRACKING_URI) that is down or unreachable when a stage starts fails
+    # the stage then; false: the stage logs to the project's local mlflow.db instead, with a warning.
+    required: bool = True
+
+
 # numpy's legacy global seed (np.random.seed, called by training) takes 0 .. 2**32 - 1, the
 # narrowest range of the seeded RNGs (torch.manual_seed and default_rng take more).
 MAX_SEED = 2**32 - 1
@@ -167,6 +174,7 @@ class Params(_Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     export: ExportParams = ExportParams()
+    tracking: TrackingParams = TrackingParams()
 
     @model_validator(mode="after")
     def _crop_fits(self) -> Params:
@@ -262,4 +270,6 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
         raise ParamsError(_yaml_error(path, exc)) from None
+    if raw is None:  # a truncated or blanked file must not silently mean "every default"
+        raise ParamsError(f"{path}: empty file (expected the pipeline's parameters, as in the repository's)")
     return parse_params(raw)

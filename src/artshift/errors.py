@@ -40,16 +40,30 @@ class TrackingError(ResourceError):
     """The MLflow tracking store is locked, damaged or unreachable; the message names the store."""
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the command like Ctrl-C, so atomic writers remove their temporary
+    files instead of leaving them (Python's default for SIGTERM is to die on the spot)."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
 def run_main(main, *args) -> int:
     """Run ``main(*args)`` and turn failures into one stderr line plus an exit code.
 
     0 ok, 2 bad input or params (:class:`ArtShiftError`), 1 anything else (a
-    :class:`ResourceError` as its own message). Set ``ARTSHIFT_DEBUG=1`` to see the traceback of
+    :class:`ResourceError` as its own message), 130 for Ctrl-C and 143 for SIGTERM, after the
+    command's cleanup ran (SIGTERM is turned into :class:`Terminated`). Set ``ARTSHIFT_DEBUG=1`` to see the traceback of
     a failure.
     """
     import os
+    import signal
     import sys
+    import threading
 
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         main(*args)
     except ArtShiftError as exc:
@@ -58,6 +72,9 @@ def run_main(main, *args) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("error: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except ResourceError as exc:
         if os.environ.get("ARTSHIFT_DEBUG"):
             raise

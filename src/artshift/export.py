@@ -182,7 +182,6 @@ def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
                                        **(metadata or {})})
     onnx.checker.check_model(model, full_check=True)
     save_with(path, lambda tmp: onnx.save_model(model, str(tmp)))
-    log.info("wrote %s (opset %d, %.1f MB)", path, opset, Path(path).stat().st_size / 1e6)
 
 
 def parity_inputs(generator: torch.nn.Module, seed: int = 0) -> list[torch.Tensor | tuple[torch.Tensor, ...]]:
@@ -234,7 +233,6 @@ def export_fp16(fp32_path: str | Path, path: str | Path) -> None:
     _drop_duplicate_nodes(half.graph)
     _copy_metadata(fp32, half, precision="fp16")
     save_with(path, lambda tmp: onnx.save_model(half, str(tmp)))
-    log.info("wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
 
 
 def _drop_duplicate_nodes(graph: onnx.GraphProto) -> None:
@@ -302,8 +300,6 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
         model = onnx.load(str(quantized))
     _copy_metadata(source, model, precision="int8")
     save_with(path, lambda tmp_path: onnx.save_model(model, str(tmp_path)))
-    log.info("wrote %s (%.1f MB, calibrated on %d samples)", path, Path(path).stat().st_size / 1e6,
-             len(next(iter(inputs.values()))))
 
 
 def example_inputs(generator: torch.nn.Module, photos_dir: Path, count: int, seed: int, crop_size: int | None = None,
@@ -344,6 +340,9 @@ def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: i
                     metadata: dict[str, str], parity_atol: float, seed: int) -> dict[str, dict[str, float]]:
     """Write every variant of :data:`VARIANTS` to ``paths[variant]`` and check each against PyTorch.
 
+    The log names each variant and its size, never ``paths`` (a stage's temporary stand-ins); the
+    stage names the files once they are in place.
+
     Returns each variant's max/mean abs difference on :func:`parity_inputs`. An fp32 graph
     further than ``parity_atol`` from PyTorch is a broken export: :class:`ArtShiftError`.
     """
@@ -353,7 +352,8 @@ def export_variants(generator: torch.nn.Module, paths: dict[str, Path], opset: i
     inputs = parity_inputs(generator, seed)
     report = {variant: parity(generator, paths[variant], inputs) for variant in VARIANTS}
     for variant, diffs in report.items():
-        log.info("%s vs PyTorch: max abs diff %.2e, mean %.2e", variant, diffs["max_abs_diff"], diffs["mean_abs_diff"])
+        log.info("%s (%.1f MB) vs PyTorch: max abs diff %.2e, mean %.2e", variant, paths[variant].stat().st_size / 1e6,
+                 diffs["max_abs_diff"], diffs["mean_abs_diff"])
     if report["fp32"]["max_abs_diff"] > parity_atol:
         raise ArtShiftError(f"export: fp32 ONNX differs from PyTorch by {report['fp32']['max_abs_diff']:.2e} "
                             f"> export.parity_atol ({parity_atol:g})")

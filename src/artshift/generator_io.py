@@ -8,9 +8,11 @@ has the ONNX file (ONNX Runtime, no torch) asks the same declaration.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from os import PathLike
 from pathlib import Path
 
 
@@ -42,10 +44,11 @@ MODEL_URI_SCHEMES = ("models:/", "runs:/")
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model that the CLI or the service loads: its local ONNX file, the name the user gave it
-    (a path or an MLflow URI) and, when it came from the model registry, its version and run."""
+    """A model that the CLI, the service or the Python API loads: its local ONNX file (None for a
+    model given as bytes), the name the user gave it (a path or an MLflow URI) and, when it came
+    from the model registry, its version and run."""
 
-    path: Path
+    path: Path | None
     name: str
     version: str | None = None
     run_id: str | None = None
@@ -60,3 +63,14 @@ class ModelRef:
         if run := self.run(metadata):
             details.append(f"run {run}")
         return f"{self.name} ({', '.join(details)})" if details else self.name
+
+
+def resolve_model(model: str | PathLike[str]) -> ModelRef:
+    """The local ONNX file for a model reference: a path, or an MLflow URI such as
+    ``models:/artshift@champion`` (downloaded by :func:`artshift.registry.resolve_model`, with its
+    registry version and run; MLflow is imported only then)."""
+    text = str(model)
+    if text.startswith(MODEL_URI_SCHEMES):
+        # Loaded by name: only a URI needs MLflow, and no pipeline stage resolves one.
+        return importlib.import_module("artshift.registry").resolve_model(text)
+    return ModelRef(Path(model), text)

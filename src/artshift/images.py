@@ -8,6 +8,7 @@ one-line :class:`~artshift.errors.ImageError` for files that cannot be used.
 from __future__ import annotations
 
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,11 @@ DECODE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
 # Refuse larger images before decoding them: a 64-megapixel RGB image is already ~200 MB.
 MAX_PIXELS = 64_000_000
 JPEG_QUALITY = 95
+
+# Pillow logs some decoder failures ("More samples per pixel than can be decoded") before raising;
+# without a handler Python prints them to stderr beside our one-line error. Applications that
+# configure logging still get them.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 _WHITE = (255, 255, 255, 255)
 _PREMULTIPLIED = {"La": "LA", "RGBa": "RGBA"}
@@ -81,21 +87,29 @@ def _decode(handle: BinaryIO, name: str, limits: SizeLimits) -> Image.Image:
     handle.seek(0)
     try:
         with warnings.catch_warnings():
-            # Pillow only warns between its own limit and twice it; treat both as a bomb.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's warnings about damaged metadata ("Corrupt EXIF data") would be extra stderr lines;
+            # its decompression-bomb warning too: the size is checked against ``limits`` right after opening.
+            warnings.simplefilter("ignore")
             with Image.open(handle, formats=DECODE_FORMATS) as image:
                 _check_size(image, name, limits)
                 image.load()  # decode everything now, so truncated data fails here
-                upright = ImageOps.exif_transpose(image)
+                upright = upright_rgb(image)
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not a supported image (expected {', '.join(DECODE_FORMATS)})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageTooLarge(f"{name}: image too large, refusing a possible decompression bomb") from None
+    except Image.DecompressionBombError:  # Pillow's own limit, twice MAX_IMAGE_PIXELS: refused while opening
+        raise ImageTooLarge(f"{name}: image too large (over {2 * Image.MAX_IMAGE_PIXELS} pixels, limit "
+                            f"{limits.max_pixels}), refusing a possible decompression bomb") from None
     except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many types on corrupt data
         raise ImageError(f"{name}: {_describe_failure(exc)}") from None
-    return to_rgb(upright)
+    return upright
+
+
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """``image`` turned as its EXIF orientation says (as a viewer shows it) and converted to 8-bit
+    RGB by :func:`to_rgb`: what every loader here makes of a decoded picture."""
+    return to_rgb(ImageOps.exif_transpose(image))
 
 
 def _check_size(image: Image.Image, name: str, limits: SizeLimits) -> None:

@@ -1,24 +1,42 @@
-"""Run the exported generator with ONNX Runtime: the code path people actually use.
+"""Run the exported generator with ONNX Runtime: the code path people actually use, and the
+public Python API (``from artshift import Stylizer, Sampler``).
 
 :class:`Stylizer` (photo → painting), :class:`Sampler` (noise → painting, DCGAN) and
 :class:`StyleTransfer` (photo + any painting → painting in its style, AdaIN) each own
 one ``InferenceSession``, try the CUDA provider first and fall back to the CPU, and report
 which one really runs (``onnxruntime-gpu`` lists CUDA as available even on machines without a
-GPU, so only the session's own ``get_providers()`` is trusted).
+GPU, so only the session's own ``get_providers()`` is trusted). Both take the model as a file
+path, an MLflow URI (``models:/artshift@champion``) or the ONNX file's bytes. Neither imports
+torch: ``pip install 'artshift[serve]'`` is all they need.
+
+Example::
+
+    from artshift import Stylizer
+
+    stylizer = Stylizer("models/generator.onnx")
+    painting = stylizer.stylize("photo.jpg")      # a path or PIL image in → PIL image out
+    pixels = stylizer.stylize(numpy_rgb_array)    # (H, W, 3) uint8 in → same out
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from artshift.errors import ArtShiftError, ImageTooLarge
-from artshift.generator_io import METADATA_KEY, GeneratorInput
-from artshift.images import rgb_pixels
+from artshift.generator_io import METADATA_KEY, GeneratorInput, ModelRef, resolve_model
+from artshift.images import load_rgb, rgb_pixels, upright_rgb
 
+# A model: an ONNX file's path, an MLflow URI (models:/NAME@ALIAS, models:/NAME/VERSION, runs:/...),
+# the file's bytes, or a ModelRef the CLI resolved already.
+ModelSource = str | os.PathLike | bytes | ModelRef
+# What Stylizer.stylize takes: a PIL image, an (H, W, 3) uint8 array, or an image file's path;
+# it gives back an array for an array, a PIL image otherwise.
+ImageInput = Image.Image | np.ndarray | str | os.PathLike
+ImageOutput = Image.Image | np.ndarray
 PREFERRED_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 _ORT_FATAL_ONLY = 4
 # Below this side the generator's innermost reflection padding has nothing to reflect.
@@ -29,6 +47,11 @@ KEEP_ARENA_PIXELS = 512 * 512
 # AdaIN style images are scaled down to this longer side (Huang & Belongie's 512): the style's
 # statistics need no more, and it bounds the VGG pass on an uploaded painting.
 STYLE_SIDE = 512
+# The rank of each input an exported generator takes, by kind, and how to say it in an error.
+INPUT_RANKS = {GeneratorInput.PHOTO: (4,), GeneratorInput.NOISE: (2,), GeneratorInput.PHOTO_AND_STYLE: (4, 4, 0)}
+INPUT_WANTED = {GeneratorInput.PHOTO: "one float tensor (N, 3, H, W)",
+                GeneratorInput.NOISE: "one float tensor (N, z_dim)",
+                GeneratorInput.PHOTO_AND_STYLE: "float tensors photo (N, 3, H, W), style (N, 3, H', W') and alpha ()"}
 
 
 def _silence_provider_loader() -> None:
@@ -36,6 +59,15 @@ def _silence_provider_loader() -> None:
     import onnxruntime as ort
 
     ort.set_default_logger_severity(_ORT_FATAL_ONLY)
+
+
+def _available_providers() -> list[str]:
+    """:data:`PREFERRED_PROVIDERS` that this ONNX Runtime build has (asking the CPU-only build of
+    ``artshift[serve]`` for CUDA prints a warning on every load)."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    return [provider for provider in PREFERRED_PROVIDERS if provider in available]
 
 
 def _reflect_pad(array: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
@@ -74,15 +106,36 @@ def noise(count: int, z_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, z_dim)).astype(np.float32)
 
 
-class OnnxGenerator:
-    """One ``InferenceSession`` on the best available provider, run with IO binding on CUDA."""
+def _open_source(model: ModelSource) -> tuple[str | bytes, ModelRef]:
+    """What ONNX Runtime opens for ``model`` (a file name or the bytes) and the reference naming it."""
+    if isinstance(model, bytes | bytearray | memoryview):
+        return bytes(model), ModelRef(None, f"<{len(model)} bytes>")
+    ref = model if isinstance(model, ModelRef) else resolve_model(model)
+    if not ref.path.is_file():
+        raise ArtShiftError(f"{ref.path}: model file not found (run `dvc repro` to build it)")
+    return str(ref.path), ref
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0):
+
+def _takes_rank(arg, rank: int) -> bool:
+    """Whether an ONNX Runtime input ``arg`` is a float32 tensor of ``rank`` (3 channels if an image)."""
+    shape = list(arg.shape)
+    wrong_channels = rank == 4 and len(shape) == 4 and isinstance(shape[1], int) and shape[1] != 3
+    return arg.type == "tensor(float)" and len(shape) == rank and not wrong_channels
+
+
+class OnnxGenerator:
+    """One ``InferenceSession`` on the best available provider, run with IO binding on CUDA.
+
+    ``model`` is an ONNX file's path, an MLflow URI such as ``models:/artshift@champion`` (needs
+    the ``train`` extra's MLflow) or the file's bytes; ``providers`` overrides the CUDA → CPU
+    order, ``threads`` sets ONNX Runtime's intra-op threads (0: all cores).
+    """
+
+    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0):
         import onnxruntime as ort
 
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise ArtShiftError(f"{model_path}: model file not found (run `dvc repro` to build it)")
+        source, self.ref = _open_source(model)
+        self.name = self.ref.name
         _silence_provider_loader()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -91,21 +144,36 @@ class OnnxGenerator:
         # holds: a second run at the same shape doubled the peak (1.85 vs 0.95 GB, 1024 px tile).
         options.enable_mem_pattern = False
         try:
-            self.session = ort.InferenceSession(str(model_path), options, providers=providers or PREFERRED_PROVIDERS)
+            self.session = ort.InferenceSession(source, options, providers=providers or _available_providers())
         except Exception as exc:  # ORT raises its own exception types for bad files
-            raise ArtShiftError(f"{model_path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
-        self.path = model_path
+            raise ArtShiftError(f"{self.name}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         try:
             self.takes = GeneratorInput(self.metadata.get(METADATA_KEY))
         except ValueError:
-            raise ArtShiftError(f"{model_path}: not an ArtShift generator (its metadata has no valid "
+            raise ArtShiftError(f"{self.name}: not an ArtShift generator (its metadata has no valid "
                                 f"{METADATA_KEY!r}; export it with `dvc repro export`)") from None
+        self._check_inputs()
         self.input_shape = self.session.get_inputs()[0].shape
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.release_options = ort.RunOptions()  # shrinks the CPU arena when the run ends
         self.release_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def describe(self) -> str:
+        """Which model this is, e.g. ``models:/artshift@champion (version 3, run 0f9c…)``."""
+        return self.ref.describe(self.metadata)
+
+    def _check_inputs(self) -> None:
+        """Refuse a model whose inputs are not the float32 tensors its kind takes (photos: rank 4
+        with 3 channels; noise: rank 2; AdaIN: photo, style and a scalar alpha): ONNX Runtime
+        would fail at the first image instead."""
+        inputs = self.session.get_inputs()
+        ranks = INPUT_RANKS[self.takes]
+        if len(inputs) != len(ranks) or not all(_takes_rank(arg, rank) for arg, rank in zip(inputs, ranks)):
+            found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or "no input"
+            raise ArtShiftError(f"{self.name}: a {self.takes} generator must take {INPUT_WANTED[self.takes]}; "
+                                f"this model takes {found}")
 
     @property
     def provider(self) -> str:
@@ -132,41 +200,69 @@ class OnnxGenerator:
 
 
 class Sampler(OnnxGenerator):
-    """A noise → painting ONNX generator (DCGAN): a seed in, new paintings out."""
+    """A noise → painting ONNX generator (DCGAN): a seed in, new paintings out.
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0):
-        super().__init__(model_path, providers, threads)
+    ``model`` is a path, an MLflow URI (``models:/artshift-dcgan/latest``) or the ONNX file's
+    bytes, as for :class:`OnnxGenerator`. A model that repaints photos is refused
+    (:class:`~artshift.errors.ArtShiftError`)::
+
+        sampler = Sampler("models/generator.onnx")
+        paintings = list(sampler.sample(4, seed=7))      # 4 PIL images, the same for seed 7
+        pixels = sampler.sample_pixels(4, seed=7)        # the same as (4, S, S, 3) uint8
+    """
+
+    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0):
+        super().__init__(model, providers, threads)
         if self.takes is not GeneratorInput.NOISE:
-            raise ArtShiftError(f"{self.path}: this model repaints photos; use `artshift stylize` with it")
+            raise ArtShiftError(f"{self.name}: this model repaints photos; use `artshift stylize` with it")
         self.z_dim = int(self.input_shape[1])
 
     def run_array(self, z: np.ndarray) -> np.ndarray:
         """(N, z_dim) latent vectors → (N, 3, S, S) paintings in [-1, 1]."""
         return self._run(z)
 
-    def sample(self, count: int, seed: int, batch: int = 16) -> Iterator[Image.Image]:
+    def sample(self, count: int, seed: int = 0, batch: int = 16) -> Iterator[Image.Image]:
         """``count`` paintings drawn from the noise of ``seed`` (same seed, same paintings),
         computed ``batch`` at a time so memory stays bounded."""
+        for pixels in self._sample_batches(count, seed, batch):
+            yield from (Image.fromarray(one) for one in pixels)
+
+    def sample_pixels(self, count: int, seed: int = 0, batch: int = 16) -> np.ndarray:
+        """The paintings of :meth:`sample` as one (count, S, S, 3) uint8 array, for NumPy users."""
+        return np.concatenate(list(self._sample_batches(count, seed, batch)))
+
+    def _sample_batches(self, count: int, seed: int, batch: int) -> Iterator[np.ndarray]:
+        """(n, S, S, 3) uint8 paintings, ``batch`` at a time, from the noise of ``seed``."""
+        if count < 1:
+            raise ArtShiftError(f"count: must be >= 1, got {count}")
         z = noise(count, self.z_dim, seed)
         for start in range(0, count, batch):
-            yield from (_to_pil(out) for out in self.run_array(z[start:start + batch]))
+            yield _to_uint8(self.run_array(z[start:start + batch]).transpose(0, 2, 3, 1))
 
 
 class Stylizer(OnnxGenerator):
-    """An ONNX generator ready to repaint images: PIL in, PIL of the same size out.
+    """An ONNX generator ready to repaint images of any size: the result has the input's size.
+
+    ``model`` is a path, an MLflow URI (``models:/artshift@champion``) or the ONNX file's bytes,
+    as for :class:`OnnxGenerator`; a DCGAN (a model of noise) is refused. :meth:`stylize` takes a
+    PIL image, an (H, W, 3) uint8 array or an image file's path and gives back the kind it got
+    (a path gives a PIL image)::
+
+        stylizer = Stylizer("models:/artshift@champion")
+        stylizer.stylize(Image.open("photo.jpg")).save("painting.png")
 
     Images with a side above ``tile`` are processed in overlapping ``tile``-sized tiles whose
     overlaps are cross-faded, one row of tiles at a time: besides the 8-bit input and output,
     only one row of tiles is held in floating point, so memory stays bounded whatever the size.
     """
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0,
+    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0,
                  tile: int = 1024, overlap: int = 64):
-        super().__init__(model_path, providers, threads)
+        super().__init__(model, providers, threads)
         if self.takes is GeneratorInput.NOISE:
-            raise ArtShiftError(f"{self.path}: this model paints from noise (DCGAN); use `artshift sample` with it")
+            raise ArtShiftError(f"{self.name}: this model paints from noise (DCGAN); use `artshift sample` with it")
         if self.takes is not GeneratorInput.PHOTO:
-            raise ArtShiftError(f"{self.path}: this model needs a style image besides the photo (AdaIN); "
+            raise ArtShiftError(f"{self.name}: this model needs a style image besides the photo (AdaIN); "
                                 "run it with StyleTransfer")
         if not 0 <= overlap < tile // 2:
             raise ArtShiftError(f"tile overlap must be in [0, tile/2), got overlap {overlap} for tile {tile}")
@@ -236,15 +332,42 @@ class Stylizer(OnnxGenerator):
             band[:tile_h - final] = band[final:]
             band[tile_h - final:] = 0.0
 
-    def stylize(self, image: Image.Image, before_tile: Callable[[int, int], None] | None = None) -> Image.Image:
-        """Repaint one image; the result has the input's width and height."""
-        return Image.fromarray(self.run_pixels(rgb_pixels(image)[None], before_tile)[0])
+    def stylize(self, image: ImageInput, before_tile: Callable[[int, int], None] | None = None) -> ImageOutput:
+        """Repaint one image; the result has the input's width and height (after its EXIF
+        orientation, which is applied as ``artshift stylize`` does).
 
-    def stylize_batch(self, images: list[Image.Image]) -> list[Image.Image]:
-        """Repaint images; same-sized ones that fit one tile go through the model as one batch."""
-        if len({image.size for image in images}) == 1 and self.tile_count(*images[0].size) == 1:
-            return [Image.fromarray(out) for out in self.run_pixels(np.stack([rgb_pixels(i) for i in images]))]
-        return [self.stylize(image) for image in images]
+        ``image``: a PIL image (any mode; transparency goes onto white) → a PIL RGB image; an
+        (H, W, 3) uint8 RGB array → a new array of that shape (the input is not changed); a path
+        to an image file → a PIL image. ``before_tile(done, total)`` is called before each model
+        run (raise in it to stop a run that takes too long).
+        """
+        pixels, back = _pixels_of(image)
+        return back(self.run_pixels(pixels[None], before_tile)[0])
+
+    def stylize_batch(self, images: list[ImageInput]) -> list[ImageOutput]:
+        """Repaint images (each as :meth:`stylize` takes and gives it); same-sized ones that fit
+        one tile go through the model as one batch."""
+        prepared = [_pixels_of(image) for image in images]
+        shapes = {pixels.shape for pixels, _ in prepared}
+        if len(shapes) == 1 and self.tile_count(*prepared[0][0].shape[1::-1]) == 1:
+            outputs = self.run_pixels(np.stack([pixels for pixels, _ in prepared]))
+        else:
+            outputs = [self.run_pixels(pixels[None])[0] for pixels, _ in prepared]
+        return [back(out) for (_, back), out in zip(prepared, outputs)]
+
+
+def _pixels_of(image: ImageInput) -> tuple[np.ndarray, Callable[[np.ndarray], ImageOutput]]:
+    """Writable (H, W, 3) uint8 pixels of ``image``, upright as the CLI reads it, and the function
+    that turns result pixels back into the kind given (array for an array, else a PIL image)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ArtShiftError(f"image: expected an (H, W, 3) uint8 RGB array, got {image.dtype} {image.shape}")
+        return image.copy(), lambda pixels: pixels
+    if isinstance(image, str | os.PathLike):
+        return rgb_pixels(load_rgb(image)), Image.fromarray
+    if isinstance(image, Image.Image):
+        return rgb_pixels(upright_rgb(image)), Image.fromarray
+    raise ArtShiftError(f"image: expected a PIL image, an (H, W, 3) uint8 array or a path, got {type(image).__name__}")
 
 
 class StyleTransfer(OnnxGenerator):
@@ -260,11 +383,11 @@ class StyleTransfer(OnnxGenerator):
     scaled down to ``style_side`` (:meth:`prepare_style`), which bounds their pass too.
     """
 
-    def __init__(self, model_path: str | Path, providers: list[str] | None = None, threads: int = 0,
+    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0,
                  max_side: int = 1024, style_side: int = STYLE_SIDE):
-        super().__init__(model_path, providers, threads)
+        super().__init__(model, providers, threads)
         if self.takes is not GeneratorInput.PHOTO_AND_STYLE:
-            raise ArtShiftError(f"{self.path}: this model takes no style image ({self.takes.value})")
+            raise ArtShiftError(f"{self.name}: this model takes no style image ({self.takes.value})")
         self.size_multiple = int(self.metadata.get("size_multiple", "8"))
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.max_side, self.style_side = max_side, style_side
@@ -294,33 +417,39 @@ class StyleTransfer(OnnxGenerator):
         return style.resize((max(1, round(style.width * scale)), max(1, round(style.height * scale))),
                             Image.Resampling.LANCZOS)
 
-    def stylize(self, photo: Image.Image, style: Image.Image, alpha: float = 1.0) -> Image.Image:
-        """Repaint one RGB photo in the style of one RGB image, in one pass; the result has the
-        photo's size (photos above ``max_side`` are refused, styles scaled down first)."""
-        self.check_photo(*photo.size, "photo")
-        photos, styles = (_to_input(rgb_pixels(image)[None]) for image in (photo, self.prepare_style(style)))
-        return _to_pil(self.run_array(photos, styles, alpha)[0])
+    def stylize(self, photo: ImageInput, style: ImageInput, alpha: float = 1.0) -> ImageOutput:
+        """Repaint one photo in the style of one image, in one pass; the result has the photo's
+        size and the photo's kind (each taken as :meth:`Stylizer.stylize` takes an image).
+        Photos with a side above ``max_side`` are refused; styles are scaled down first."""
+        (photo_pixels, back), (style_pixels, _) = _pixels_of(photo), _pixels_of(style)
+        self.check_photo(photo_pixels.shape[1], photo_pixels.shape[0], "photo")
+        if max(style_pixels.shape[:2]) > self.style_side:
+            style_pixels = rgb_pixels(self.prepare_style(Image.fromarray(style_pixels)))
+        out = self.run_array(_to_input(photo_pixels[None]), _to_input(style_pixels[None]), alpha)[0]
+        return back(_to_uint8(out.transpose(1, 2, 0)))
 
 
 RUNNERS = {GeneratorInput.PHOTO: Stylizer, GeneratorInput.NOISE: Sampler, GeneratorInput.PHOTO_AND_STYLE: StyleTransfer}
 
 
-def open_generator(model_path: str | Path, providers: list[str] | None = None,
+def open_generator(model: ModelSource, providers: list[str] | None = None,
                    threads: int = 0) -> Sampler | Stylizer | StyleTransfer:
     """The runner that fits what the model takes: a :class:`Stylizer` for photos, a
     :class:`Sampler` for noise, a :class:`StyleTransfer` for a photo and a style image."""
-    probe = OnnxGenerator(model_path, providers, threads)
-    return RUNNERS[probe.takes](model_path, providers, threads)
+    probe = OnnxGenerator(model, providers, threads)
+    return RUNNERS[probe.takes](probe.ref if probe.ref.path else model, providers, threads)
 
 
-def open_photo_model(model_path: str | Path, threads: int = 0, tile: int = 1024,
+def open_photo_model(model: ModelSource, threads: int = 0, tile: int = 1024,
                      providers: list[str] | None = None) -> Stylizer | StyleTransfer:
     """The runner of a model that repaints photos, for ``artshift stylize`` and the service: a
     :class:`Stylizer` tiling at ``tile`` px, or for AdaIN a :class:`StyleTransfer` that runs
     photos of sides up to ``tile`` in one pass. A DCGAN is refused (one line)."""
-    if OnnxGenerator(model_path, providers, threads).takes is GeneratorInput.PHOTO_AND_STYLE:
-        return StyleTransfer(model_path, providers, threads, max_side=tile)
-    return Stylizer(model_path, providers, threads, tile=tile)
+    probe = OnnxGenerator(model, providers, threads)
+    source = probe.ref if probe.ref.path else model
+    if probe.takes is GeneratorInput.PHOTO_AND_STYLE:
+        return StyleTransfer(source, providers, threads, max_side=tile)
+    return Stylizer(source, providers, threads, tile=tile)
 
 
 def _to_input(pixels: np.ndarray) -> np.ndarray:
@@ -333,8 +462,3 @@ def _to_uint8(values: np.ndarray) -> np.ndarray:
     values = (values + 1.0) * 127.5
     np.clip(values, 0, 255, out=values)
     return np.rint(values, out=values).astype(np.uint8)
-
-
-def _to_pil(array: np.ndarray) -> Image.Image:
-    """(3, H, W) in [-1, 1] → 8-bit RGB PIL image."""
-    return Image.fromarray(_to_uint8(array.transpose(1, 2, 0)))

@@ -2,19 +2,25 @@
 
 - ``POST /v1/stylize``: an image as the request body (or a multipart ``file`` field) → the
   stylised image, PNG by default or JPEG with ``?format=jpeg``.
-- ``GET /healthz``: liveness plus the model (its registry version and MLflow run) and execution provider.
-- ``GET /``: a small page to upload a photo and see it before and after, side by side.
+- ``GET /healthz``: liveness plus the model (its registry version and MLflow run), execution
+  provider and the worker process that answered; it touches neither the model nor the queue.
+- ``GET /metrics``: Prometheus metrics (:mod:`artshift.serve_metrics`), all workers added up.
+- ``GET /``: a page to upload, drop or pick an example photo, see it before and after and download
+  the result (:mod:`artshift.page`, with ``/favicon.ico`` and ``/examples``); ``GET /docs``: the API.
 - For an AdaIN model, ``POST /v1/stylize`` also needs the painting whose style to copy (multipart
   ``style`` field) and takes ``alpha`` (form field or query); ``GET /v1/styles`` lists a gallery
   of style images, each served by index (``/v1/styles/{i}``, ``/v1/styles/{i}/thumbnail``).
 
-The model is loaded once. At most ``concurrency`` images are stylised at a time, at most
-``queue`` more wait; beyond that the service answers 503 instead of piling up work. What one
+The model is loaded once per worker process (``--workers N``: N processes sharing one listening
+socket, each with its own ONNX Runtime session of at most cores / N threads). In each worker at
+most ``concurrency`` images are stylised at a time and at most ``queue`` more wait; beyond that
+the service answers 503 instead of piling up work. What one
 request may cost is bounded by :class:`Limits`: its body (413), its image's pixels, side,
 aspect ratio and tiles, all checked before any work (413), and its stylising time (413 once
 over the budget); non-images get 415 — never a 500. Request headers and bodies that arrive
-too slowly are cut off (the connection closed; 408). The service writes no files: uploads,
-multipart ones included, are parsed in memory within the body limit.
+too slowly are cut off (the connection closed; 408). Nothing a request sends reaches a file:
+uploads, multipart ones included, are parsed in memory within the body limit (the only files are
+the workers' metric files, see :mod:`artshift.serve_metrics`).
 """
 
 from __future__ import annotations
@@ -22,33 +28,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic
 
 import h11
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import Gauge
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors.multiprocess import Multiprocess
 
-from artshift.errors import ImageError, ImageTooLarge
+from artshift.errors import ArtShiftError, ImageError, ImageTooLarge
 from artshift.gallery import Gallery
 from artshift.generator_io import ModelRef
 from artshift.images import decode_rgb
 from artshift.inference import StyleTransfer, open_photo_model
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import get_logger
+from artshift.page import STYLIZE_OPENAPI, STYLIZE_RESPONSES, add_page_routes
+from artshift.serve_metrics import MetricsMiddleware, ServiceMetrics, shared_metrics_folder
 
 MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg"}
-PAGE = (Path(__file__).parent / "page.html").read_text()
 log = get_logger("serve")
 
 
@@ -57,20 +67,30 @@ class _Full(Exception):
 
 
 class Gate:
-    """Bounded concurrency with a bounded wait queue."""
+    """Bounded concurrency with a bounded wait queue; ``waiting`` and ``busy`` gauges follow it."""
 
-    def __init__(self, concurrency: int, queue: int):
+    def __init__(self, concurrency: int, queue: int, waiting: Gauge, busy: Gauge):
         self.running = asyncio.Semaphore(concurrency)
         self.capacity = concurrency + queue
         self.admitted = 0
+        self.waiting, self.busy = waiting, busy
 
     async def __aenter__(self) -> None:
         if self.admitted >= self.capacity:
             raise _Full
         self.admitted += 1
-        await self.running.acquire()
+        self.waiting.inc()
+        try:
+            await self.running.acquire()
+        except BaseException:  # cancelled while waiting: it leaves the queue
+            self.admitted -= 1
+            raise
+        finally:
+            self.waiting.dec()
+        self.busy.inc()
 
     async def __aexit__(self, *exc: object) -> None:
+        self.busy.dec()
         self.running.release()
         self.admitted -= 1
 
@@ -217,13 +237,15 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
     from (an MLflow registry version) for ``/healthz`` and the start-up line; ``styles`` is the
     folder of the style gallery offered with an AdaIN model."""
     stylizer = open_photo_model(model_path, threads=threads, tile=tile)
-    loaded = model_ref or ModelRef(Path(model_path), Path(model_path).name)
-    log.info("serving %s on %s", loaded.describe(stylizer.metadata), stylizer.provider)
+    loaded = model_ref or stylizer.ref
+    log.info("serving %s on %s (process %d, %s threads)", loaded.describe(stylizer.metadata), stylizer.provider,
+             os.getpid(), threads or "all")
+    metrics = ServiceMetrics(loaded.name, loaded.version, loaded.run(stylizer.metadata), stylizer.provider)
+    gate = Gate(concurrency, queue, metrics.queue_depth, metrics.in_progress)
     takes_style = isinstance(stylizer, StyleTransfer)
     gallery = Gallery(styles if takes_style else None, stylizer.prepare_style if takes_style else lambda i: i)
     if gallery.paths:
         log.info("style gallery: %d of the %d images in %s", len(gallery.paths), gallery.total, gallery.folder)
-    gate = Gate(concurrency, queue)
 
     def process(upload: Upload, alpha: float):
         image = decode_rgb(upload.photo, "upload", limits.size)
@@ -236,19 +258,32 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
                                 f"tiles of {stylizer.tile} px, limit {limits.max_tiles})")
         return stylizer.stylize(image, _budget(limits))
 
-    app = FastAPI(title="ArtShift", version="1", docs_url="/docs")
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        metrics.worker_exit()
 
-    @app.get("/", response_class=HTMLResponse)
-    async def page() -> str:
-        return PAGE
+    app = FastAPI(title="ArtShift", version="1", docs_url="/docs", lifespan=lifespan,
+                  description="Repaints photos in a learned abstract-painting style. The page at / uses this API.")
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    add_page_routes(app)
 
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok", "model": loaded.name, "version": loaded.version,
-                "run_id": loaded.run(stylizer.metadata), "provider": stylizer.provider}
+                "run_id": loaded.run(stylizer.metadata), "provider": stylizer.provider, "worker": os.getpid()}
 
-    @app.post("/v1/stylize")
-    async def stylize(request: Request, format: str = "png", alpha: str | None = None) -> Response:
+    @app.get("/metrics")
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = metrics.exposition(request.headers.get("accept", ""))
+        return Response(body, headers={"Content-Type": content_type})
+
+    @app.post("/v1/stylize", summary="Repaint a photo", openapi_extra=STYLIZE_OPENAPI, responses=STYLIZE_RESPONSES,
+              response_class=Response)
+    async def stylize(request: Request, format: str = Query("png", description="png or jpeg",
+                                                            json_schema_extra={"enum": list(MEDIA_TYPES)}),
+                      alpha: str | None = Query(None, description="AdaIN models: 0 keeps the photo, 1 (default) "
+                                                "the full style; a form field 'alpha' wins")) -> Response:
         if format not in MEDIA_TYPES:
             return _error(400, f"format must be one of {sorted(MEDIA_TYPES)}, got {format!r}")
         upload = await _read_body(request, limits)
@@ -310,7 +345,10 @@ class HeaderDeadlineH11(H11Protocol):
     connection is closed.
     """
 
-    header_timeout = DEFAULT_LIMITS.header_timeout_s
+    @property
+    def header_timeout(self) -> float:
+        """Seconds for a request's headers: the :class:`ServiceConfig`'s, in every worker."""
+        return self.config.header_timeout
 
     def connection_made(self, transport) -> None:  # noqa: ANN001 - asyncio's transport
         super().connection_made(transport)
@@ -349,11 +387,19 @@ class HeaderDeadlineH11(H11Protocol):
             self.transport.close()
 
 
+class ServiceConfig(uvicorn.Config):
+    """uvicorn's config with the service's protocol (:class:`HeaderDeadlineH11`) and its header
+    deadline: both travel with the config into every worker process."""
+
+    def __init__(self, app: FastAPI | Service, header_timeout: float, **options):
+        super().__init__(app, http=HeaderDeadlineH11, **options)
+        self.header_timeout = header_timeout
+
+
 def uvicorn_server(app: FastAPI, limits: Limits = DEFAULT_LIMITS, **options) -> uvicorn.Server:
     """A uvicorn server for ``app`` with the header deadline of ``limits`` (``options`` go to
     ``uvicorn.Config``: host, port, log_level...)."""
-    protocol = type("HeaderDeadline", (HeaderDeadlineH11,), {"header_timeout": limits.header_timeout_s})
-    return uvicorn.Server(uvicorn.Config(app, http=protocol, **options))
+    return uvicorn.Server(ServiceConfig(app, limits.header_timeout_s, **options))
 
 
 @contextlib.contextmanager
@@ -379,7 +425,53 @@ def background_server(app: FastAPI, limits: Limits = DEFAULT_LIMITS, **options) 
         sock.close()
 
 
-def serve(model_path: str | Path, host: str, port: int, limits: Limits = DEFAULT_LIMITS,
-          **options: int | ModelRef) -> None:
-    """Run the service with uvicorn until interrupted."""
-    uvicorn_server(create_app(model_path, limits, **options), limits, host=host, port=port, log_level="info").run()
+@dataclass(frozen=True)
+class Service:
+    """What a worker needs to build the app (:func:`create_app`'s arguments), as an app factory for
+    uvicorn: it is pickled into each worker process, which then loads its own model session."""
+
+    model_path: Path
+    limits: Limits = DEFAULT_LIMITS
+    concurrency: int = 1
+    queue: int = 16
+    threads: int = 0
+    tile: int = 1024
+    model_ref: ModelRef | None = None
+    styles: Path | None = None
+
+    def __call__(self) -> FastAPI:
+        return create_app(self.model_path, self.limits, self.concurrency, self.queue, self.threads, self.tile,
+                          self.model_ref, self.styles)
+
+    def check_model(self) -> None:
+        """Open the model once, and let it go: a model that no worker could load is then one error
+        line here, not workers failing (and being restarted) one after another."""
+        open_photo_model(self.model_path, threads=1, tile=self.tile)
+
+
+def worker_threads(threads: int, workers: int, cores: int | None = None) -> int:
+    """ONNX Runtime threads for each of ``workers`` processes, so that workers × threads ≤ cores.
+
+    ``threads`` 0 means all cores for one worker (ONNX Runtime's own default) and cores // workers
+    for several; more threads or workers than the cores allow is refused (exit code 2).
+    """
+    cores = cores or len(os.sched_getaffinity(0))
+    if workers > cores:
+        raise ArtShiftError(f"--workers {workers}: more than the {cores} CPU cores of this machine")
+    if threads * workers > cores:
+        raise ArtShiftError(f"--threads {threads} x --workers {workers} = {threads * workers} threads for "
+                            f"{cores} CPU cores; use --threads {cores // workers} or --threads 0")
+    return threads or (0 if workers == 1 else cores // workers)
+
+
+def serve(service: Service, host: str, port: int, workers: int = 1) -> None:
+    """Run the service until interrupted: in this process, or in ``workers`` processes that share
+    the listening socket (uvicorn's supervisor restarts one that dies) and their metrics."""
+    options = {"host": host, "port": port, "log_level": "info"}
+    if workers == 1:
+        uvicorn.Server(ServiceConfig(service(), service.limits.header_timeout_s, **options)).run()
+        return
+    service.check_model()
+    config = ServiceConfig(service, service.limits.header_timeout_s, factory=True, workers=workers, **options)
+    with shared_metrics_folder():
+        Multiprocess(config, sockets=[config.bind_socket()]).run()

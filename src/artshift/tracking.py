@@ -14,7 +14,10 @@ the store when the project folder is copied or moved. The model registry is
 Store trouble (locked for more than SQLite's 5 s, damaged, unreachable) is raised as one
 :class:`TrackingError` line naming the store. Every stage touches the store when it starts, and
 logs everything before it swaps its outputs in, so such an error leaves the previous outputs;
-only marking the run FINISHED comes after, and its failure is a warning.
+only marking the run FINISHED comes after, and its failure is a warning. A tracking server
+(``http(s)://``) is first asked for its ``/health`` with a short timeout and no retries (MLflow's
+own client retries a dead server for minutes): one that does not answer fails the stage at once,
+or, with ``tracking.required: false``, the stage logs to the local store and says so.
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from pathlib import Path
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import httpx  # noqa: E402
 from mlflow.entities import Experiment, Metric, Param, RunTag  # noqa: E402  (telemetry is off before the import)
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from PIL import Image  # noqa: E402
 from sqlalchemy.exc import SQLAlchemyError  # noqa: E402
 
-from artshift.errors import ArtShiftError, TrackingError  # noqa: E402
+from artshift.errors import ArtShiftError, TrackingError, one_line  # noqa: E402
 from artshift.files import write_json  # noqa: E402
 from artshift.log import get_logger  # noqa: E402
 
@@ -58,6 +62,8 @@ STORE_HINTS = {  # what to do about the SQLite errors a store can raise
     "malformed": "the file is damaged; restore it from a backup, or move it aside to start a new store",
     "not a database": "the file is damaged; restore it from a backup, or move it aside to start a new store",
 }
+# Seconds a tracking server has to answer /health when a stage starts; it counts as down after them.
+PROBE_TIMEOUT_S = 5.0
 log = get_logger("tracking")
 # MLflow logs a store's database errors with their traceback before raising them; they are
 # reported once, as one line naming the store (store_errors), instead.
@@ -70,9 +76,52 @@ def project_root() -> Path:
     return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
 
 
+def local_store_uri() -> str:
+    """The project's own SQLite store: ``mlflow.db`` in the project folder."""
+    return f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
     """The tracking store: ``$MLFLOW_TRACKING_URI`` or the project's SQLite file."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or local_store_uri()
+
+
+def server_problem(uri: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the tracking server at ``uri`` cannot be used now, or None when it answers.
+
+    One ``GET /health``, no retries, ``timeout`` seconds: no connection, a timeout or a 5xx (a proxy
+    in front of a stopped server) count as down; any other answer (a 401 from an authenticating
+    proxy included) leaves the rest to MLflow's own client. TLS follows MLflow's variables.
+    """
+    insecure = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true")
+    verify = False if insecure else os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    try:
+        answer = httpx.get(f"{uri.rstrip('/')}/health", timeout=timeout, verify=verify)
+    except httpx.TimeoutException:
+        return f"no answer within {timeout:g} s"
+    except httpx.HTTPError as exc:
+        return re.sub(r"^\[Errno -?\d+\] ", "", one_line(exc)).lower()
+    return f"/health answered HTTP {answer.status_code}" if answer.status_code >= 500 else None
+
+
+def check_store(required: bool = True) -> None:
+    """Make sure a tracking server answers before a stage does any work.
+
+    A server that is down or unreachable is one :class:`TrackingError` line naming it, or, when not
+    ``required`` (``tracking.required: false``), one warning, and this process logs to the local
+    store from then on (``$MLFLOW_TRACKING_URI`` is pointed at it, for MLflow's own calls too).
+    Other stores (the local SQLite file, a database URI) are left to the first call.
+    """
+    uri = tracking_uri()
+    problem = server_problem(uri) if uri.startswith(("http://", "https://")) else None
+    if problem is None:
+        return
+    if required:
+        raise TrackingError(f"tracking server {uri}: {problem} (start it, fix MLFLOW_TRACKING_URI, or set "
+                            "tracking.required: false to log to the local store)")
+    os.environ["MLFLOW_TRACKING_URI"] = local_store_uri()
+    log.warning("tracking server %s: %s; tracking.required is false, so this stage logs to the local store %s",
+                uri, problem, tracking_uri())
 
 
 def _sqlite_file() -> Path | None:
@@ -267,10 +316,12 @@ class Run:
         self.client.log_image(self.run_id, image, key=key, step=step)
 
 
-def start_model_run(params: Mapping, run_name: str | None = None, tags: Mapping[str, str] | None = None) -> Run:
+def start_model_run(params: Mapping, run_name: str | None = None, tags: Mapping[str, str] | None = None,
+                    required: bool = True) -> Run:
     """A new run for the model being trained: params logged, tagged with its code and DVC
     experiment (use it as ``with start_model_run(...) as run``); named after the DVC experiment
-    when there is one, else ``run_name``."""
+    when there is one, else ``run_name``. ``required``: see :func:`check_store`."""
+    check_store(required)
     client = _Client()
     all_tags = {**source_tags(), **(tags or {})}
     name = dvc_experiment().get("dvc.exp_name") or run_name
@@ -285,21 +336,24 @@ def save_run_ref(run: Run, path: str | Path) -> None:
     write_json(path, {"run_id": run.run_id})
 
 
-def open_run(ref_path: str | Path) -> Run:
+def open_run(ref_path: str | Path, required: bool = True) -> Run:
     """The model run recorded in ``ref_path`` (``models/run.json``) by the train stage, to log
-    into again (use it as ``with open_run(...) as run``)."""
+    into again (use it as ``with open_run(...) as run``). ``required``: see :func:`check_store`."""
     try:
         ref = json.loads(Path(ref_path).read_text())
         run_id = ref["run_id"]
     except (OSError, ValueError, KeyError) as exc:
         raise ArtShiftError(f"{ref_path}: no usable run id ({exc}); run the train stage first") from None
+    check_store(required)
     run = Run(run_id)
     run.client.get_run(run_id)  # the store answers and holds the run, before the stage does any work
     return run
 
 
-def data_run(stage: str) -> Run:
-    """A new short run in the data experiment for ``stage`` (use it as ``with data_run(...) as run``)."""
+def data_run(stage: str, required: bool = True) -> Run:
+    """A new short run in the data experiment for ``stage`` (use it as ``with data_run(...) as run``).
+    ``required``: see :func:`check_store`."""
+    check_store(required)
     client = _Client()
     run = client.create_run(_experiment_id(DATA_EXPERIMENT), run_name=stage, tags={"stage": stage, **source_tags()})
     return Run(run.info.run_id)

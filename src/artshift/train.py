@@ -177,12 +177,35 @@ def dataset_hash(data_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def config_fingerprint(params: Params, dataset_hash: str) -> str:
-    """Hash of everything that shapes the weights: a checkpoint resumes only a matching run."""
-    train_cfg = params.train.model_dump(exclude=_BOOKKEEPING_KEYS)
-    blob = json.dumps({"seed": params.seed, "train": train_cfg, "data": dataset_hash},
-                      sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def config_identity(params: Params, dataset_hash: str) -> dict:
+    """Everything that shapes the weights (seed, training params but bookkeeping, the data's hash):
+    kept in every checkpoint, so a mismatch can say what changed."""
+    return {"seed": params.seed, "train": params.train.model_dump(exclude=_BOOKKEEPING_KEYS), "data": dataset_hash}
+
+
+def _hash(identity: dict) -> str:
+    """The fingerprint of a :func:`config_identity`: a checkpoint resumes only a run with the same."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def _flat(identity: dict) -> dict:
+    """``{"train": {"lr": 1}}`` → ``{"train.lr": 1}``; the data hash is named after what it stands for."""
+    flat = {"train data (data/processed)" if key == "data" else key: value
+            for key, value in identity.items() if not isinstance(value, dict)}
+    for section, values in identity.items():
+        if isinstance(values, dict):
+            flat |= {f"{section}.{key}": value for key, value in values.items()}
+    return flat
+
+
+def describe_changes(saved: dict | None, current: dict) -> str:
+    """What differs between a checkpoint's identity and this run's, e.g. ``train.method cut → cyclegan``."""
+    if not saved:
+        return "other params or data"
+    old, new = _flat(saved), _flat(current)
+    changes = [key if key.startswith("train data") else f"{key} {old.get(key)!r} → {new.get(key)!r}"
+               for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+    return ", ".join(changes) or "other params or data"
 
 
 @dataclass
@@ -195,16 +218,19 @@ class History:
     train_seconds: float = 0.0  # time spent in training steps, over all resumes
 
 
-def _resume(folder: Path, fingerprint: str, state: TrainState) -> History:
+def _resume(folder: Path, identity: dict, state: TrainState) -> History:
     """Load the newest valid checkpoint into ``state`` and return its history (empty without one).
 
-    Checkpoints of another configuration (other params or data) are deleted, not resumed.
+    Checkpoints of another configuration (another method, image size, other params or data) are
+    refused with a warning naming what changed, and deleted.
     """
+    checkpoint.remove_partial(folder)
     saved = checkpoint.load_latest(folder)
     if saved is None:
         return History()
-    if saved.get("fingerprint") != fingerprint:
-        log.info("discarding checkpoints of a different configuration in %s", folder)
+    if saved.get("fingerprint") != _hash(identity):
+        log.warning("not resuming the checkpoints in %s: they belong to another run (%s); starting over",
+                    folder, describe_changes(saved.get("config"), identity))
         checkpoint.prune(folder, keep=0)
         return History()
     state.load_state_dict(saved["state"])
@@ -212,8 +238,8 @@ def _resume(folder: Path, fingerprint: str, state: TrainState) -> History:
     return History(saved["step"], saved["loss_history"], saved["train_seconds"])
 
 
-def _save_checkpoint(folder: Path, fingerprint: str, state: TrainState, keep: int, history: History) -> None:
-    checkpoint.save({"kind": "train", "step": history.step, "fingerprint": fingerprint,
+def _save_checkpoint(folder: Path, identity: dict, state: TrainState, keep: int, history: History) -> None:
+    checkpoint.save({"kind": "train", "step": history.step, "fingerprint": _hash(identity), "config": identity,
                      "state": state.state_dict(), "loss_history": history.losses,
                      "train_seconds": history.train_seconds}, checkpoint.step_path(folder, history.step))
     checkpoint.prune(folder, keep)
@@ -401,8 +427,8 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
 
     state = TrainState.create(params, rng, image_size=size, device=device)
     inputs = fixed_inputs(state.model, sample_photos, params.seed, sample_paintings)
-    fingerprint = config_fingerprint(params, dataset_hash)
-    resumed = _resume(checkpoint_dir, fingerprint, state)  # every process loads the same checkpoint
+    identity = config_identity(params, dataset_hash)
+    resumed = _resume(checkpoint_dir, identity, state)  # every process loads the same checkpoint
     start = resumed.step
     if world.size > 1:
         wrap_networks(state.model, device)
@@ -435,7 +461,7 @@ def _train(params: Params, data_dir: Path, checkpoint_dir: Path, generator_path:
             watch_samples(state.inference_generator, inputs, reference_diversity, cfg.collapse_ratio, step, run)
         if world.is_main and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             seconds = resumed.train_seconds + time.perf_counter() - began
-            _save_checkpoint(checkpoint_dir, fingerprint, state, cfg.keep_checkpoints,
+            _save_checkpoint(checkpoint_dir, identity, state, cfg.keep_checkpoints,
                              History(step, curve.rows, seconds))
     elapsed = time.perf_counter() - began
     per_step = (resumed.train_seconds + elapsed) / cfg.steps  # over every step of the run, resumed or not

@@ -65,11 +65,12 @@ def prepare_dataset(raw_dir: Path, out_dir: Path, load_size: int, test_fraction:
     files), ``n_duplicates`` (dropped copies) and ``manifest_sha256``.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    files = _list_files(raw_dir)
+    files, unusable = _list_files(raw_dir)
     log.info(f"found {len(files)} files in {raw_dir}: "
              + ", ".join(f"{sum(d == domain for d, _ in files)} {domain}" for domain in DOMAINS))
     with atomic_dir(out_dir) as tmp:
         items, skipped = _ingest(files, raw_dir, tmp / _STAGING, load_size, min_size)
+        skipped = unusable + skipped
         _require_images(items, skipped, raw_dir)
         splits = _assign_splits(items, seed, test_fraction)
         _place(items, splits, tmp)
@@ -83,18 +84,45 @@ def prepare_dataset(raw_dir: Path, out_dir: Path, load_size: int, test_fraction:
     return summary
 
 
-def _list_files(raw_dir: Path) -> list[tuple[str, Path]]:
-    """Every regular file under each domain folder as (domain, path), sorted by relative path.
+def _list_files(raw_dir: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str, str]]]:
+    """Every regular file under each domain folder as (domain, path), sorted by relative path, and a
+    skipped (source, domain, reason) row for each entry that cannot be read as a file: a broken
+    link, a link loop, a link to a folder (not followed), an unreadable subfolder.
 
     All files count, not only known suffixes, so a stray non-image shows up in ``skipped.csv``.
     """
-    files = []
+    files, unusable = [], []
     for domain in DOMAINS:
         folder = raw_folder(raw_dir, domain)
         if not folder.is_dir():
             raise DataError(f"preprocess: {folder} not found; run the download stage first")
-        files += [(domain, path) for path in folder.rglob("*") if path.is_file()]
-    return sorted(files, key=lambda pair: pair[1].relative_to(raw_dir).as_posix())
+
+        def unreadable(error: OSError, domain: str = domain) -> None:
+            unusable.append((_source(Path(error.filename), raw_dir), domain, f"cannot read folder ({error.strerror})"))
+
+        for root, folders, names in os.walk(folder, onerror=unreadable):
+            for path in (Path(root, name) for name in sorted(folders + names)):
+                if path.is_file():
+                    files.append((domain, path))
+                elif path.is_symlink():
+                    unusable.append((_source(path, raw_dir), domain, _link_problem(path)))
+    return sorted(files, key=lambda pair: _source(pair[1], raw_dir)), sorted(unusable)
+
+
+def _source(path: Path, raw_dir: Path) -> str:
+    """A raw file's name in the manifest and skip list: its path relative to the raw folder."""
+    return path.relative_to(raw_dir).as_posix()
+
+
+def _link_problem(link: Path) -> str:
+    """Why the symbolic link ``link`` is not used as a file."""
+    if link.is_dir():
+        return f"link to the folder {os.readlink(link)}, not followed"
+    try:
+        link.stat()
+    except OSError as exc:
+        return f"link to {os.readlink(link)} cannot be followed ({exc.strerror})"
+    return f"link to {os.readlink(link)}, not a regular file"
 
 
 def _ingest(files: list[tuple[str, Path]], raw_dir: Path, staging: Path, load_size: int,
@@ -108,7 +136,7 @@ def _ingest(files: list[tuple[str, Path]], raw_dir: Path, staging: Path, load_si
     skipped: list[tuple[str, str, str]] = []
     first_source: dict[str, str] = {}
     for domain, path in progress(files, desc="preprocess", total=len(files)):
-        source = path.relative_to(raw_dir).as_posix()
+        source = _source(path, raw_dir)
         try:
             image = _load_checked(path, min_size)
         except ImageError as exc:
