@@ -29,6 +29,30 @@ def tiny_onnx(tmp_path_factory):
     return export_random_generator(tmp_path_factory.mktemp("model"), ngf=8)
 
 
+def random_adain(ngf: int = 8, seed: int = 0):
+    """A random AdaIN generator with the random VGG and a Kaiming-initialised decoder (outputs
+    that use the whole [-1, 1] range), in eval mode."""
+    from artshift.models.adain import AdaINGenerator
+    from artshift.models.vgg import random_vgg_state_dict
+
+    torch.manual_seed(seed)
+    net = AdaINGenerator(ngf=ngf)
+    for conv in (m for m in net.decoder.modules() if isinstance(m, torch.nn.Conv2d)):
+        torch.nn.init.kaiming_normal_(conv.weight)
+    net.encoder.load_weights(random_vgg_state_dict(0), "test")
+    return net.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_adain(tmp_path_factory):
+    """:func:`random_adain` exported to ONNX (inputs photo, style, alpha): for CLI, service and page tests."""
+    from artshift.export import export_generator
+
+    path = tmp_path_factory.mktemp("model") / "adain.onnx"
+    export_generator(random_adain(), path, opset=18, metadata={"method": "adain"})
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_dcgan(tmp_path_factory):
     """A small random DCGAN generator (z_dim 8, 16 px paintings) in eval mode, and its ONNX file."""

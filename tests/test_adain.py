@@ -21,6 +21,7 @@ from artshift.models.adain import VGG19_WEIGHTS, AdaINGenerator, adain, pretrain
 from artshift.models.vgg import RANDOM_INIT_LABEL, STANDARD_LABEL, random_vgg_state_dict
 from artshift.train import TrainState, seed_everything
 from artshift.train import train as train_into
+from conftest import random_adain as generator
 
 TINY = {"method": "adain", "ngf": 8, "ndf": 8, "log_every": 1, "sample_every": 100, "checkpoint_every": 2,
         "n_samples": 2}
@@ -48,17 +49,6 @@ def write_palettes(root, size=32):
                 pixels = np.clip(base + rng.normal(0, 30, (size, size, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{split}{domain}{i}.png")
     return root / "processed"
-
-
-def generator(ngf=8, seed=0):
-    """A random AdaIN generator with the random VGG and a Kaiming-initialised decoder (outputs
-    that use the whole [-1, 1] range)."""
-    torch.manual_seed(seed)
-    net = AdaINGenerator(ngf=ngf)
-    for conv in (m for m in net.decoder.modules() if isinstance(m, torch.nn.Conv2d)):
-        torch.nn.init.kaiming_normal_(conv.weight)
-    net.encoder.load_weights(random_vgg_state_dict(0), "test")
-    return net.eval()
 
 
 def test_adain_matches_a_hand_computation_and_gives_the_styles_statistics():

@@ -7,6 +7,7 @@ browser downloads are never used. Without Chromium or Playwright the tests skip,
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -78,17 +79,16 @@ def browser_context(start_playwright, tmp_path_factory):
             context.close()
 
 
-@pytest.fixture
-def page(browser_context, base_url):
-    """The upload page, freshly loaded (with its examples listed); fails the test on any uncaught
-    script error or any GET that fails (the favicon included)."""
+def _open_page(browser_context, url: str):
+    """The page at ``url``, freshly loaded (with its examples listed); fails the test on any
+    uncaught script error or any GET that fails (the favicon included)."""
     page = browser_context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     script_errors: list[str] = []
     failed_gets: list[str] = []
     page.on("pageerror", lambda error: script_errors.append(str(error)))
     page.on("response", lambda r: r.request.method == "GET" and r.status >= 400 and failed_gets.append(r.url))
-    response = page.goto(base_url + "/")
+    response = page.goto(url + "/")
     assert response is not None and response.status == 200
     page.wait_for_selector("#examples button[data-name='cat'] img")
     page.wait_for_function("document.querySelector('link[rel=icon]') !== null")
@@ -97,6 +97,12 @@ def page(browser_context, base_url):
     page.close()
     assert not script_errors, f"uncaught errors in the page: {script_errors}"
     assert not failed_gets, f"failed requests: {failed_gets}"
+
+
+@pytest.fixture
+def page(browser_context, base_url):
+    """The upload page of a one-style model."""
+    yield from _open_page(browser_context, base_url)
 
 
 def _gradient_png(path: Path, width: int = 96, height: int = 64) -> Path:
@@ -181,3 +187,94 @@ def test_a_dropped_photo_is_stylized(page, tmp_path):
     assert _natural_size(page, "#after") == (50, 70)
     assert page.get_attribute("#download", "download") == "dropped-artshift.png"
     assert "over" not in (page.get_attribute("#drop", "class") or "")
+
+
+# The style picker, with an AdaIN model (a tiny random one) and a gallery of three paintings.
+
+@pytest.fixture(scope="module")
+def gallery(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("gallery")
+    rng = np.random.default_rng(0)
+    for index, colour in enumerate([(230, 60, 40), (40, 90, 220), (240, 210, 60)]):
+        pixels = np.clip(np.array(colour) + rng.normal(0, 25, (64, 64, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"painting{index}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def adain_url(tiny_adain, gallery):
+    with background_server(create_app(tiny_adain, styles=gallery)) as url:
+        yield url
+
+
+@pytest.fixture
+def adain_page(browser_context, adain_url):
+    """The upload page of an AdaIN model, its style picker set up."""
+    for page in _open_page(browser_context, adain_url):
+        page.wait_for_selector("body[data-style-picker='ready']", state="attached")
+        yield page
+
+
+def _result_png(page) -> Image.Image:
+    """The result the page shows, fetched from its blob URL inside the page."""
+    data = page.evaluate("""async () => {
+        const response = await fetch(document.getElementById("after").src);
+        return Array.from(new Uint8Array(await response.arrayBuffer()));
+    }""")
+    return Image.open(io.BytesIO(bytes(data))).convert("RGB")
+
+
+def _wait_done_after(page, action) -> None:
+    """Run ``action`` (one that repaints) and wait until the page shows its result."""
+    page.evaluate("document.body.dataset.state = ''")
+    action()
+    page.wait_for_selector("body[data-state='done']", state="attached")
+
+
+def test_style_picker_paints_the_photo_in_a_gallery_or_uploaded_style(adain_page, tiny_adain, gallery, tmp_path):
+    from artshift.inference import StyleTransfer
+
+    page = adain_page
+    photo = _gradient_png(tmp_path / "gradient.png")
+    assert page.is_visible("#style-picker")
+    assert page.locator("#style-gallery img").evaluate_all("imgs => imgs.map(i => i.alt)") == [
+        "style painting0", "style painting1", "style painting2"]
+    page.set_input_files("#file", str(photo))
+    page.click("#submit")  # no style picked yet
+    page.wait_for_selector("body[data-state='error']", state="attached")
+    assert page.text_content("#status") == "Error: pick a style from the gallery or upload one"
+
+    _wait_done_after(page, lambda: page.click("#style-gallery button[title='painting1']"))  # repaints at once
+    assert page.get_attribute("#style-gallery button[title='painting1']", "aria-pressed") == "true"
+    assert _natural_size(page, "#style-shown") == (64, 64)
+    model = StyleTransfer(tiny_adain)  # each result shown is exactly the model's on this photo, painting and alpha
+    photo_image = Image.open(photo).convert("RGB")
+    painting = Image.open(gallery / "painting1.png").convert("RGB")
+    assert np.array_equal(np.asarray(_result_png(page)), np.asarray(model.stylize(photo_image, painting, 1.0)))
+
+    slide = "el => { el.value = '0.5'; for (const e of ['input', 'change']) el.dispatchEvent(new Event(e)); }"
+    _wait_done_after(page, lambda: page.eval_on_selector("#alpha", slide))
+    assert page.text_content("#alpha-value") == "0.50"
+    shown = _result_png(page)
+    expected = model.stylize(photo_image, painting, 0.5)
+    assert shown.size == (96, 64) and np.array_equal(np.asarray(shown), np.asarray(expected))
+
+    uploaded = tmp_path / "mine.png"
+    Image.new("RGB", (50, 70), (20, 200, 90)).save(uploaded)
+    _wait_done_after(page, lambda: page.set_input_files("#style-file", str(uploaded)))
+    page.wait_for_function("document.getElementById('style-shown').naturalHeight === 70")
+    assert page.locator("#style-gallery button[aria-pressed='true']").count() == 0
+    expected = model.stylize(photo_image, Image.open(uploaded), 0.5)
+    assert np.array_equal(np.asarray(_result_png(page)), np.asarray(expected))
+    assert page.text_content("#status") == "Done."
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "serve_page_adain.png"
+    screenshot.unlink(missing_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    assert screenshot.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_a_one_style_model_shows_no_style_picker(page):
+    page.wait_for_selector("body[data-style-picker='off']", state="attached")
+    assert page.is_hidden("#style-picker") and page.locator("#style-shown").count() == 0

@@ -286,3 +286,92 @@ def test_top_help_and_version(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"artshift {artshift.__version__}"
+
+
+# AdaIN models: a photo and a painting in, one output per (photo, painting) pair.
+
+@pytest.fixture
+def styles(tmp_path):
+    """Three paintings of other sizes: two at the top, one in a subfolder (named nested-s3 in outputs)."""
+    folder = tmp_path / "styles"
+    (folder / "nested").mkdir(parents=True)
+    Image.new("RGB", (30, 20), (250, 40, 40)).save(folder / "s1.png")
+    Image.new("RGB", (24, 24), (30, 40, 250)).save(folder / "s2.jpg")
+    Image.new("RGB", (40, 30), (40, 240, 60)).save(folder / "nested" / "s3.png")
+    return folder
+
+
+def test_a_style_folder_gives_one_output_per_photo_and_painting(photos, styles, tmp_path, tiny_adain, capsys):
+    from artshift.inference import StyleTransfer
+
+    out = tmp_path / "out"
+    assert _stylize(photos, "--style", styles, "--alpha", "0.8", "--out", out, model=tiny_adain) == 0
+    assert "stylized 6 image(s)" in capsys.readouterr().err
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert names == ["a__nested-s3.png", "a__s1.png", "a__s2.png",
+                     "sub/b__nested-s3.jpg", "sub/b__s1.jpg", "sub/b__s2.jpg"]
+    assert Image.open(out / "a__s2.png").size == (61, 37) and Image.open(out / "sub/b__s1.jpg").size == (40, 50)
+    model = StyleTransfer(tiny_adain)
+    expected = model.stylize(Image.open(photos / "a.png"), Image.open(styles / "s1.png").convert("RGB"), 0.8)
+    assert np.array_equal(np.asarray(Image.open(out / "a__s1.png")), np.asarray(expected))
+    red, blue = (np.asarray(Image.open(out / f"a__{s}.png"), dtype=float) for s in ("s1", "s2"))
+    assert red[..., 0].mean() - red[..., 2].mean() > blue[..., 0].mean() - blue[..., 2].mean()
+    single = tmp_path / "single"  # one painting: the same pair naming
+    assert _stylize(photos / "a.png", "--style", styles / "s2.jpg", "--out", single, model=tiny_adain) == 0
+    assert [p.name for p in single.iterdir()] == ["a__s2.png"]
+
+
+def test_style_and_alpha_must_fit_the_model(photos, styles, tmp_path, tiny_onnx, tiny_adain, capsys):
+    out = tmp_path / "out"
+    assert _stylize(photos, "--style", styles, "--out", out, model=tiny_onnx) == 2
+    assert capsys.readouterr().err.strip() == (f"error: --style: {tiny_onnx} repaints in the one style it learned and "
+                                               "takes no style image; drop --style (or use an AdaIN model)")
+    assert _stylize(photos, "--alpha", "0.5", "--out", out, model=tiny_onnx) == 2
+    assert capsys.readouterr().err.strip().startswith("error: --alpha: ")
+    assert _stylize(photos, "--out", out, model=tiny_adain) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tiny_adain} paints photos in the style of a painting you pick "
+                                               "(AdaIN): give one with --style PAINTING (a file, folder or pattern)")
+    for alpha in ("1.5", "-0.1", "nan"):
+        assert _stylize(photos, "--style", styles, "--alpha", alpha, "--out", out, model=tiny_adain) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --alpha: must be in [0, 1]") and "\n" not in err
+    assert not out.exists()
+
+
+def test_pairs_that_clash_or_overwrite_a_style_are_refused(photos, styles, tmp_path, tiny_adain, capsys):
+    out = tmp_path / "out"
+    Image.new("RGB", (20, 20)).save(styles / "s1.jpg")  # s1.png and s1.jpg: both a__s1.png
+    assert _stylize(photos / "a.png", "--style", styles, "--out", out, model=tiny_adain) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {out / 'a__s1.png'}: both {photos / 'a.png'} with style {styles / 's1.jpg'} and "
+        f"{photos / 'a.png'} with style {styles / 's1.png'} would be written there; "
+        "stylize them into separate --out folders or rename one")
+    out.mkdir()
+    Image.new("RGB", (20, 20), (1, 2, 3)).save(out / "a__s2.png")  # a style that is also an output
+    before = (out / "a__s2.png").read_bytes()
+    code = _stylize(photos / "a.png", "--style", styles / "s2.jpg", "--style", out / "a__s2.png", "--out", out,
+                    "--force", model=tiny_adain)
+    assert code == 2 and "the output would overwrite the input" in capsys.readouterr().err
+    assert (out / "a__s2.png").read_bytes() == before
+
+
+def test_existing_pairs_are_kept_and_bad_inputs_reported(photos, styles, tmp_path, tiny_adain, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a__s1.png").write_bytes(b"keep me")
+    (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    Image.new("RGB", (32, 24), (90, 90, 90)).save(photos / "small.png")
+    code = _stylize(photos / "a.png", photos / "small.png", "--style", styles, "--tile", "48", "--out", out,
+                    model=tiny_adain)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"skip {photos / 'a.png'} with style {styles / 's1.png'}: {out / 'a__s1.png'} exists" in err
+    assert f"skip: {styles / 'broken.png'}: unreadable style image (" in err
+    assert (f"skip: {photos / 'a.png'}: image too large for one AdaIN pass (61x37, sides up to 48 px); AdaIN's "
+            "statistics are global, so photos are not tiled: scale it down or raise --tile") in err
+    assert "stylized 3 image(s)" in err and "1 existing, 0 unreadable, 1 too large, 1 skipped" in err
+    assert (out / "a__s1.png").read_bytes() == b"keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["a__s1.png", "small__nested-s3.png", "small__s1.png",
+                                                     "small__s2.png"]
+    assert _stylize(photos / "a.png", "--style", styles / "broken.png", "--out", out, model=tiny_adain) == 2
+    assert "error: --style: no usable style image in " in capsys.readouterr().err

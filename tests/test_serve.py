@@ -391,3 +391,113 @@ def test_docs_describe_an_image_in_and_an_image_out(client):
     # What Swagger UI's "Try it out" sends for image/*: the file as the body with that content type.
     response = client.post("/v1/stylize", content=_png((40, 30)), headers={"content-type": "image/*"})
     assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (40, 30)
+
+
+# AdaIN models: the photo as 'file', the painting as 'style', and alpha; a gallery of style images.
+
+@pytest.fixture(scope="module")
+def gallery_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("styles")
+    for name, colour, size in (("b_blue.png", (30, 40, 250), (300, 200)), ("a_red.jpg", (250, 40, 40), (40, 40))):
+        Image.new("RGB", size, colour).save(folder / name)
+    (folder / "notes.txt").write_text("not a style")
+    (folder / "sub").mkdir()
+    Image.new("RGB", (20, 20)).save(folder / "sub" / "hidden.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def adain_client(tiny_adain, gallery_dir):
+    limits = Limits(max_body_bytes=200_000, size=SizeLimits(max_pixels=1_000_000))
+    return TestClient(create_app(tiny_adain, limits, tile=64, styles=gallery_dir))
+
+
+def _pair(photo=(48, 36), style=(30, 20), alpha=None):
+    data = {} if alpha is None else {"alpha": alpha}
+    return {"files": {"file": ("p.png", _png(photo), "image/png"), "style": ("s.png", _png(style), "image/png")},
+            "data": data}
+
+
+def test_adain_stylizes_a_photo_in_the_style_sent_with_it(adain_client, tiny_adain):
+    from artshift.inference import StyleTransfer
+
+    response = adain_client.post("/v1/stylize", **_pair(alpha="0.6"))
+    assert response.status_code == 200
+    out = Image.open(io.BytesIO(response.content))
+    assert out.size == (48, 36)
+    expected = StyleTransfer(tiny_adain).stylize(Image.open(io.BytesIO(_png((48, 36)))),
+                                                 Image.open(io.BytesIO(_png((30, 20)))), 0.6)
+    assert np.array_equal(np.asarray(out), np.asarray(expected))
+    by_query = adain_client.post("/v1/stylize?alpha=0.6&format=png", **_pair())
+    assert by_query.content == response.content
+    assert adain_client.post("/v1/stylize", **_pair(alpha="0")).content != response.content
+
+
+@pytest.mark.parametrize(("request_args", "needle"), [
+    ({"content": _png()}, "needs a style image: send a multipart upload"),
+    ({"files": {"file": ("p.png", _png(), "image/png")}}, "needs a style image"),
+    (_pair(alpha="1.5"), "alpha must be a number in [0, 1] (0 the photo, 1 the full style), got '1.5'"),
+    (_pair(alpha="strong"), "got 'strong'"),
+])
+def test_adain_requests_without_a_usable_style_or_alpha_are_400(adain_client, request_args, needle):
+    response = adain_client.post("/v1/stylize", **request_args)
+    assert response.status_code == 400 and needle in response.json()["error"]
+
+
+def test_a_style_or_alpha_sent_to_a_one_style_model_is_400(client):
+    for response in (client.post("/v1/stylize", **_pair()), client.post("/v1/stylize?alpha=0.5", content=_png())):
+        assert response.status_code == 400
+        assert response.json() == {"error": "this model repaints in the one style it learned: it takes no 'style' "
+                                            "image or 'alpha'"}
+
+
+def test_the_limits_apply_to_the_style_image_too(adain_client):
+    bomb = io.BytesIO()
+    Image.new("L", (2000, 1000)).save(bomb, format="PNG")
+    files = {"file": ("p.png", _png(), "image/png"), "style": ("s.png", bomb.getvalue(), "image/png")}
+    response = adain_client.post("/v1/stylize", files=files)
+    assert response.status_code == 413 and response.json()["error"].startswith("style: image too large")
+    files["style"] = ("s.txt", b"not an image", "text/plain")
+    response = adain_client.post("/v1/stylize", files=files)
+    assert response.status_code == 415 and response.json()["error"].startswith("style: ")
+    response = adain_client.post("/v1/stylize", **_pair(photo=(80, 40)))  # tile=64: one pass up to 64 px
+    assert response.status_code == 413 and response.json()["error"] == (
+        "upload: image too large for one AdaIN pass (80x40, sides up to 64 px); AdaIN's statistics are global, "
+        "so photos are not tiled: send a smaller image")
+    files = {"file": ("p.png", _png(), "image/png"), "style": ("s.png", b"x" * 200_000, "image/png")}
+    assert adain_client.post("/v1/stylize", files=files).status_code == 413  # the body holds both
+
+
+def test_the_gallery_serves_its_listed_styles_by_index_only(adain_client, gallery_dir, client):
+    listing = adain_client.get("/v1/styles").json()
+    assert listing["takes_style"] is True
+    assert [(s["index"], s["name"]) for s in listing["styles"]] == [(0, "a_red"), (1, "b_blue")]
+    thumb = adain_client.get(listing["styles"][1]["thumbnail"])
+    assert thumb.headers["content-type"] == "image/jpeg" and Image.open(io.BytesIO(thumb.content)).size == (96, 64)
+    image = adain_client.get("/v1/styles/1")
+    assert image.headers["content-type"] == "image/png" and Image.open(io.BytesIO(image.content)).size == (300, 200)
+    for bad in ("/v1/styles/2", "/v1/styles/-1", "/v1/styles/2/thumbnail"):
+        response = adain_client.get(bad)
+        assert response.status_code == 404 and "no style" in response.json()["error"]
+    for path in ("/v1/styles/..%2Fsub%2Fhidden.png", "/v1/styles/sub/hidden.png", "/v1/styles/a_red.jpg"):
+        assert adain_client.get(path).status_code in (404, 422)
+    assert client.get("/v1/styles").json() == {"takes_style": False, "styles": []}
+
+
+def test_gallery_thumbnails_are_cached_in_memory(tmp_path, tiny_adain):
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    Image.new("RGB", (50, 50), (200, 10, 10)).save(folder / "only.png")
+    client = TestClient(create_app(tiny_adain, styles=folder))
+    first = client.get("/v1/styles/0/thumbnail").content
+    (folder / "only.png").unlink()
+    assert client.get("/v1/styles/0/thumbnail").content == first
+    gone = client.get("/v1/styles/0")
+    assert gone.status_code == 404 and gone.json()["error"].startswith("style 0 cannot be read")
+
+
+def test_serve_styles_flag_must_be_a_folder(tmp_path, tiny_adain, capsys):
+    from artshift.cli import main
+
+    code = main(["serve", "--model", str(tiny_adain), "--styles", str(tmp_path / "nope")])
+    assert code == 2 and capsys.readouterr().err.strip() == f"error: --styles: {tmp_path / 'nope'}: not a folder"

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from artshift.errors import ArtShiftError, run_main
+from artshift.errors import ArtShiftError, ImageTooLarge, run_main
 from artshift.generator_io import REGISTERED_NAMES, GeneratorInput, resolve_model
 from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
 from artshift.limits import DEFAULT_LIMITS, Limits
@@ -25,6 +27,8 @@ from artshift.log import progress, say
 from artshift.runs import add_runs_parser
 
 DEFAULT_MODEL = "models/generator.onnx"
+FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg"}
+PAIR_SEPARATOR = "__"  # <photo>__<style>.png: the output of a photo painted in a style (AdaIN)
 # ``artshift --help``: plain text (the module doc string is reST for the API docs).
 DESCRIPTION = ("Repaint photos in a learned abstract-painting style with the exported ONNX generator, "
                "serve it over HTTP, draw new paintings with an exported DCGAN, and manage the model "
@@ -94,23 +98,31 @@ def _file_key(path: Path) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-def plan_outputs(pairs: list[tuple[Path, Path]], out_dir: Path, fmt: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs, each input once. Refuses (one line) an output that is one of the
-    inputs (even with --force) and two inputs that would write the same output."""
-    inputs = {_file_key(source): source for source, _ in pairs}
-    planned: dict[Path, Path] = {}  # resolved output → its input
+Sources = tuple[Path, ...]  # what one output is made from: (photo,) or, for AdaIN, (photo, style)
+
+
+def _describe_sources(sources: Sources) -> str:
+    return " with style ".join(map(str, sources))
+
+
+def plan_outputs(pairs: list[tuple[Sources, Path]], out_dir: Path, fmt: str) -> list[tuple[Sources, Path]]:
+    """(sources, output) jobs, each combination of input files once. Refuses (one line) an output
+    that is one of the input files, photo or style (even with --force), and two different
+    sources that would write the same output."""
+    inputs = {_file_key(path): path for sources, _ in pairs for path in sources}
+    planned: dict[Path, Sources] = {}  # resolved output → its sources
     jobs = []
-    for source, relative in pairs:
+    for sources, relative in pairs:
         target = _output_path(out_dir, relative, fmt)
         overwritten = inputs.get(_file_key(target)) if target.exists() else None
         if overwritten is not None:
             raise ArtShiftError(f"{target}: the output would overwrite the input {overwritten}; choose another --out")
-        other = planned.setdefault(target.resolve(), source)
-        if other == source:
-            jobs.append((source, target))
-        elif _file_key(other) != _file_key(source):
-            raise ArtShiftError(f"{target}: both {other} and {source} would be written there; "
-                                "stylize them into separate --out folders or rename one")
+        other = planned.setdefault(target.resolve(), sources)
+        if other == sources:
+            jobs.append((sources, target))
+        elif [_file_key(p) for p in other] != [_file_key(p) for p in sources]:
+            raise ArtShiftError(f"{target}: both {_describe_sources(other)} and {_describe_sources(sources)} "
+                                "would be written there; stylize them into separate --out folders or rename one")
     return list(dict.fromkeys(jobs))
 
 
@@ -136,12 +148,12 @@ def _save(image: Image.Image, target: Path) -> None:
         raise OSError(exc.errno, exc.strerror, str(target)) from None
 
 
-def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable[[int, int], int],
+def _load_batches(jobs: list[tuple[Sources, Path]], size: int, tile_count: Callable[[int, int], int],
                   failed: Skipped) -> Iterator[list]:
     """Consecutive (target, pixels) pairs of equal image size that fit one tile, at most ``size``
     long; an image that needs tiles comes alone. Unreadable inputs go to ``failed``."""
     batch: list = []
-    for source, target in jobs:
+    for (source,), target in jobs:
         try:
             pixels = rgb_pixels(load_rgb(source))
         except ArtShiftError as exc:
@@ -158,39 +170,131 @@ def _load_batches(jobs: list[tuple[Path, Path]], size: int, tile_count: Callable
         yield batch
 
 
-def _plan(args: argparse.Namespace, skipped: Skipped) -> tuple[list[tuple[Path, Path]], int]:
-    """The (input, output) jobs to run and how many outputs exist already (kept without --force)."""
+@dataclass(frozen=True)
+class Style:
+    """A ``--style`` image, decoded once and prepared for the model (scaled down to its style side)."""
+
+    path: Path
+    name: str  # in output names: its path under the given folder, suffix dropped, "/" as "-"
+    image: Image.Image
+
+
+def pair_name(relative: Path, style: str) -> Path:
+    """Where a photo painted in a style goes: ``<photo stem>__<style name><photo suffix>``, in the
+    photo's subfolder, so each (photo, painting) pair has its own, readable output."""
+    return relative.with_name(f"{relative.stem}{PAIR_SEPARATOR}{style}{relative.suffix}")
+
+
+def load_styles(names: list[str], prepare: Callable[[Image.Image], Image.Image], skipped: Skipped) -> list[Style]:
+    """The style images that ``--style`` names (files, folders, globs), each file once; unreadable
+    ones are added to ``skipped``. None usable is a one-line error."""
+    styles, seen = [], set()
+    for path, relative in collect_inputs(names, skipped):
+        if _file_key(path) in seen:
+            continue
+        seen.add(_file_key(path))
+        try:
+            image = load_rgb(path)
+        except ArtShiftError as exc:
+            skipped.append((path, f"unreadable style image ({str(exc).removeprefix(f'{path}: ')})"))
+            continue
+        styles.append(Style(path, "-".join(relative.with_suffix("").parts), prepare(image)))
+    if not styles:
+        raise ArtShiftError(f"--style: no usable style image in {', '.join(names)}")
+    return styles
+
+
+def _job_sources(args: argparse.Namespace, skipped: Skipped, styles: list[Style] | None) -> list[tuple[Sources, Path]]:
+    """(sources, output relative to --out) of every input photo, or of every (photo, style) pair."""
+    photos = collect_inputs(args.inputs, skipped)
+    if styles is None:
+        return [((photo,), relative) for photo, relative in photos]
+    return [((photo, style.path), pair_name(relative, style.name)) for photo, relative in photos for style in styles]
+
+
+def _plan(args: argparse.Namespace, skipped: Skipped,
+          styles: list[Style] | None) -> tuple[list[tuple[Sources, Path]], int]:
+    """The (sources, output) jobs to run and how many outputs exist already (kept without --force)."""
     jobs, existing = [], 0
-    for source, target in plan_outputs(collect_inputs(args.inputs, skipped), Path(args.out), args.format):
+    for sources, target in plan_outputs(_job_sources(args, skipped, styles), Path(args.out), args.format):
         if target.exists() and not args.force:
-            print(f"skip {source}: {target} exists (use --force to overwrite)", file=sys.stderr)
+            print(f"skip {_describe_sources(sources)}: {target} exists (use --force to overwrite)", file=sys.stderr)
             existing += 1
         else:
-            jobs.append((source, target))
+            jobs.append((sources, target))
     check_output_folders({target.parent for _, target in jobs})
     return jobs, existing
 
 
-def stylize_command(args: argparse.Namespace) -> None:
-    """Repaint every input image into ``--out``: one output per input, same size, same format."""
-    from artshift.inference import Stylizer
+def _check_style_flags(args: argparse.Namespace, takes_style: bool, model: str) -> None:
+    """``--style`` and ``--alpha`` must fit the model: AdaIN needs a style, the others take none."""
+    if args.alpha is not None and not 0 <= args.alpha <= 1:
+        raise ArtShiftError(f"--alpha: must be in [0, 1] (0 the photo, 1 the full style), got {args.alpha:g}")
+    if takes_style and not args.style:
+        raise ArtShiftError(f"{model} paints photos in the style of a painting you pick (AdaIN): "
+                            "give one with --style PAINTING (a file, folder or pattern)")
+    if not takes_style and (args.style or args.alpha is not None):
+        flag = "--style" if args.style else "--alpha"
+        raise ArtShiftError(f"{flag}: {model} repaints in the one style it learned and takes no style image; "
+                            f"drop {flag} (or use an AdaIN model)")
 
+
+def _run_photos(stylizer, jobs: list[tuple[Sources, Path]], args: argparse.Namespace, bar, failed: Skipped) -> int:
+    """Repaint each photo with a one-style :class:`Stylizer` (same-sized ones batched); returns the outputs written."""
+    done = 0
+    for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
+        outputs = stylizer.run_pixels(np.stack([p for _, p in batch]) if len(batch) > 1 else batch[0][1][None])
+        for (target, _), result in zip(batch, outputs):
+            _save(Image.fromarray(result), target)
+        done += len(batch)
+        bar.update(len(batch))
+    return done
+
+
+def _run_pairs(model, jobs: list[tuple[Sources, Path]], styles: list[Style], alpha: float, bar,
+               failed: Skipped) -> int:
+    """Paint each photo (decoded once, run whole) in each of its styles with a
+    :class:`StyleTransfer`; returns the outputs written. A photo too large for one pass is skipped."""
+    style_images = {style.path: style.image for style in styles}
+    done = 0
+    for photo, group in itertools.groupby(jobs, key=lambda job: job[0][0]):
+        group = list(group)
+        try:
+            image = load_rgb(photo)
+            model.check_photo(*image.size, str(photo))
+        except ArtShiftError as exc:
+            say(f"skip: {exc}")  # the message starts with the path; the progress bar stays intact
+            failed.append((photo, "too large" if isinstance(exc, ImageTooLarge) else "unreadable"))
+            bar.update(len(group))
+            continue
+        for (_, style), target in group:
+            _save(model.stylize(image, style_images[style], alpha), target)
+            done += 1
+            bar.update(1)
+    return done
+
+
+def stylize_command(args: argparse.Namespace) -> None:
+    """Repaint every input image into ``--out``: one output per input (for an AdaIN model, per
+    input and ``--style`` image), same size, same format."""
+    from artshift.inference import StyleTransfer, open_photo_model
+
+    runner = open_photo_model(args.model, threads=args.threads, tile=args.tile)
+    takes_style = isinstance(runner, StyleTransfer)
+    _check_style_flags(args, takes_style, runner.name)
     skipped: Skipped = []
-    jobs, existing = _plan(args, skipped)
+    styles = load_styles(args.style, runner.prepare_style, skipped) if takes_style else None
+    jobs, existing = _plan(args, skipped, styles)
     for path, why in skipped:
         print(f"skip: {path}: {why}", file=sys.stderr)
-    stylizer = Stylizer(args.model, threads=args.threads, tile=args.tile)
-    print(f"running {stylizer.describe()} on {stylizer.provider}", file=sys.stderr)
-    done, failed = 0, []
+    print(f"running {runner.describe()} on {runner.provider}", file=sys.stderr)
+    failed: Skipped = []
     with progress(total=len(jobs), desc="stylize") as bar:
-        for batch in _load_batches(jobs, args.batch, stylizer.tile_count, failed):
-            outputs = stylizer.run_pixels(np.stack([p for _, p in batch]) if len(batch) > 1 else batch[0][1][None])
-            for (target, _), result in zip(batch, outputs):
-                _save(Image.fromarray(result), target)
-            done += len(batch)
-            bar.update(len(batch))
-    print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed)} unreadable, "
-          f"{len(skipped)} skipped", file=sys.stderr)
+        done = (_run_pairs(runner, jobs, styles, 1.0 if args.alpha is None else args.alpha, bar, failed)
+                if takes_style else _run_photos(runner, jobs, args, bar, failed))
+    too_large = sum(why == "too large" for _, why in failed)
+    print(f"stylized {done} image(s) into {args.out}; {existing} existing, {len(failed) - too_large} unreadable, "
+          + (f"{too_large} too large, " if too_large else "") + f"{len(skipped)} skipped", file=sys.stderr)
     problems = [str(path) for path, _ in skipped + failed]
     if problems:
         raise ArtShiftError(f"{len(problems)} input(s) skipped or unreadable (see the skip lines): "
@@ -231,8 +335,21 @@ def serve_command(args: argparse.Namespace) -> None:
     threads = worker_threads(args.threads, args.workers)
     model = resolve_model(args.model)
     service = Service(model.path, serve_limits(args), concurrency=args.concurrency, queue=args.queue,
-                      threads=threads, tile=args.tile, model_ref=model)
+                      threads=threads, tile=args.tile, model_ref=model,
+                      styles=style_gallery(args.styles))
     serve(service, args.host, args.port, args.workers)
+
+
+def style_gallery(folder: str | None) -> Path | None:
+    """The folder of the service's style gallery: ``--styles``, else the processed test paintings
+    when they exist (else no gallery: users upload their own style images)."""
+    from artshift.gallery import DEFAULT_STYLES
+
+    if folder is None:
+        return DEFAULT_STYLES if DEFAULT_STYLES.is_dir() else None
+    if not Path(folder).is_dir():
+        raise ArtShiftError(f"--styles: {folder}: not a folder")
+    return Path(folder)
 
 
 def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
@@ -252,7 +369,7 @@ def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
 def _add_tile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=positive(int), default=1024,
                         help="images with a side above this are processed in overlapping tiles of this size "
-                             "(bounded memory)")
+                             "(bounded memory); AdaIN models run a photo whole, so this is their largest photo side")
 
 
 def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:
@@ -311,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="output format (default: keep each input's format)")
     stylize.add_argument("--force", action="store_true", help="overwrite existing outputs")
     stylize.add_argument("--batch", type=positive(int), default=4, help="same-sized images run together")
+    stylize.add_argument("--style", action="append", metavar="PAINTING",
+                         help="AdaIN models: the painting whose style to copy; a folder, pattern or repeated "
+                              "--style gives one output per photo and painting, <photo>__<painting>.<ext> "
+                              "(default: none; an AdaIN model needs one)")
+    stylize.add_argument("--alpha", type=float, default=None,
+                         help="AdaIN models: 0 keeps the photo, 1 (the default) applies the full style")
     _add_tile_argument(stylize)
     stylize.add_argument("--threads", type=int, default=0, help="CPU threads for ONNX Runtime (0 = all cores)")
     stylize.set_defaults(handler=stylize_command)
@@ -337,6 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=0,
                        help="CPU threads for ONNX Runtime per worker (0 = all cores / workers); "
                             "workers x threads may not exceed the cores")
+    serve.add_argument("--styles", metavar="DIR", help="AdaIN models: the folder of style images the page offers "
+                       "(default: data/processed/test/paintings when it exists)")
     _add_tile_argument(serve)
     _add_limit_arguments(serve)
     serve.set_defaults(handler=serve_command)

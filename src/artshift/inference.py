@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from artshift.errors import ArtShiftError
+from artshift.errors import ArtShiftError, ImageTooLarge
 from artshift.generator_io import METADATA_KEY, GeneratorInput, ModelRef, resolve_model
 from artshift.images import load_rgb, rgb_pixels, upright_rgb
 
@@ -44,6 +44,9 @@ MIN_SIDE = 16
 # Runs of up to this many pixels (batch × height × width) keep ONNX Runtime's memory arena for
 # the next image, so small images stay fast; after an image with larger runs it is given back.
 KEEP_ARENA_PIXELS = 512 * 512
+# AdaIN style images are scaled down to this longer side (Huang & Belongie's 512): the style's
+# statistics need no more, and it bounds the VGG pass on an uploaded painting.
+STYLE_SIDE = 512
 # The rank of each input an exported generator takes, by kind, and how to say it in an error.
 INPUT_RANKS = {GeneratorInput.PHOTO: (4,), GeneratorInput.NOISE: (2,), GeneratorInput.PHOTO_AND_STYLE: (4, 4, 0)}
 INPUT_WANTED = {GeneratorInput.PHOTO: "one float tensor (N, 3, H, W)",
@@ -256,8 +259,11 @@ class Stylizer(OnnxGenerator):
     def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0,
                  tile: int = 1024, overlap: int = 64):
         super().__init__(model, providers, threads)
-        if self.takes is not GeneratorInput.PHOTO:
+        if self.takes is GeneratorInput.NOISE:
             raise ArtShiftError(f"{self.name}: this model paints from noise (DCGAN); use `artshift sample` with it")
+        if self.takes is not GeneratorInput.PHOTO:
+            raise ArtShiftError(f"{self.name}: this model needs a style image besides the photo (AdaIN); "
+                                "run it with StyleTransfer")
         if not 0 <= overlap < tile // 2:
             raise ArtShiftError(f"tile overlap must be in [0, tile/2), got overlap {overlap} for tile {tile}")
         self.tile, self.overlap = tile, overlap
@@ -369,14 +375,22 @@ class StyleTransfer(OnnxGenerator):
 
     The photo is padded to the size multiple and the output cropped back; the style image may
     have any size (at least the size multiple), and ``alpha`` mixes content (0) and style (1).
+
+    A photo is never tiled: AdaIN re-scales the photo's features to the style's statistics over
+    the whole image, so each tile would be normalised with its own statistics and the tiles
+    would not match. :meth:`stylize` runs the whole photo in one pass and refuses photos with a
+    side above ``max_side`` (:meth:`check_photo`, bounding memory and time); style images are
+    scaled down to ``style_side`` (:meth:`prepare_style`), which bounds their pass too.
     """
 
-    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0):
+    def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0,
+                 max_side: int = 1024, style_side: int = STYLE_SIDE):
         super().__init__(model, providers, threads)
         if self.takes is not GeneratorInput.PHOTO_AND_STYLE:
             raise ArtShiftError(f"{self.name}: this model takes no style image ({self.takes.value})")
         self.size_multiple = int(self.metadata.get("size_multiple", "8"))
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.max_side, self.style_side = max_side, style_side
 
     def run_array(self, photos: np.ndarray, styles: np.ndarray, alpha: float = 1.0) -> np.ndarray:
         """(N, 3, H, W) photos and (N, 3, H', W') styles in [-1, 1] → (N, 3, H, W) paintings."""
@@ -385,12 +399,32 @@ class StyleTransfer(OnnxGenerator):
         padded, height, width = _reflect_pad(photos.astype(np.float32, copy=False), self.size_multiple)
         styles = _reflect_pad(styles.astype(np.float32, copy=False), 1)[0]  # at least MIN_SIDE
         feeds = dict(zip(self.input_names, (padded, styles, np.array(alpha, dtype=np.float32)), strict=True))
-        return self._run(feeds)[:, :, :height, :width]
+        # After a large run ONNX Runtime's arena goes back to the OS, as for the tiles of a Stylizer.
+        return self._run(feeds, release=padded[0, 0].size * len(padded) > KEEP_ARENA_PIXELS)[:, :, :height, :width]
+
+    def check_photo(self, width: int, height: int, name: str, hint: str = "scale it down or raise --tile") -> None:
+        """Raise :class:`ImageTooLarge` ("<name>: ...: <hint>") for a photo with a side above ``max_side``."""
+        if max(width, height) > self.max_side:
+            raise ImageTooLarge(f"{name}: image too large for one AdaIN pass ({width}x{height}, sides up to "
+                                f"{self.max_side} px); AdaIN's statistics are global, so photos are not tiled: {hint}")
+
+    def prepare_style(self, style: Image.Image) -> Image.Image:
+        """The style image as the model gets it: scaled down (Lanczos, aspect kept) so that its
+        longer side is at most ``style_side``; smaller images are left as they are."""
+        scale = self.style_side / max(style.size)
+        if scale >= 1:
+            return style
+        return style.resize((max(1, round(style.width * scale)), max(1, round(style.height * scale))),
+                            Image.Resampling.LANCZOS)
 
     def stylize(self, photo: ImageInput, style: ImageInput, alpha: float = 1.0) -> ImageOutput:
-        """Repaint one photo in the style of one image; the result has the photo's size and the
-        photo's kind (each taken as :meth:`Stylizer.stylize` takes an image)."""
+        """Repaint one photo in the style of one image, in one pass; the result has the photo's
+        size and the photo's kind (each taken as :meth:`Stylizer.stylize` takes an image).
+        Photos with a side above ``max_side`` are refused; styles are scaled down first."""
         (photo_pixels, back), (style_pixels, _) = _pixels_of(photo), _pixels_of(style)
+        self.check_photo(photo_pixels.shape[1], photo_pixels.shape[0], "photo")
+        if max(style_pixels.shape[:2]) > self.style_side:
+            style_pixels = rgb_pixels(self.prepare_style(Image.fromarray(style_pixels)))
         out = self.run_array(_to_input(photo_pixels[None]), _to_input(style_pixels[None]), alpha)[0]
         return back(_to_uint8(out.transpose(1, 2, 0)))
 
@@ -404,6 +438,18 @@ def open_generator(model: ModelSource, providers: list[str] | None = None,
     :class:`Sampler` for noise, a :class:`StyleTransfer` for a photo and a style image."""
     probe = OnnxGenerator(model, providers, threads)
     return RUNNERS[probe.takes](probe.ref if probe.ref.path else model, providers, threads)
+
+
+def open_photo_model(model: ModelSource, threads: int = 0, tile: int = 1024,
+                     providers: list[str] | None = None) -> Stylizer | StyleTransfer:
+    """The runner of a model that repaints photos, for ``artshift stylize`` and the service: a
+    :class:`Stylizer` tiling at ``tile`` px, or for AdaIN a :class:`StyleTransfer` that runs
+    photos of sides up to ``tile`` in one pass. A DCGAN is refused (one line)."""
+    probe = OnnxGenerator(model, providers, threads)
+    source = probe.ref if probe.ref.path else model
+    if probe.takes is GeneratorInput.PHOTO_AND_STYLE:
+        return StyleTransfer(source, providers, threads, max_side=tile)
+    return Stylizer(source, providers, threads, tile=tile)
 
 
 def _to_input(pixels: np.ndarray) -> np.ndarray:

@@ -33,11 +33,15 @@ STYLIZE_OPENAPI = {
     "requestBody": {
         "required": True,
         "description": "The photo: the image file's bytes as the body (any image/* type: PNG, JPEG, WebP, "
-                       "TIFF, BMP, GIF), or a multipart form with the image in the field `file`.",
+                       "TIFF, BMP, GIF), or a multipart form with the image in the field `file`. An AdaIN "
+                       "model needs the multipart form, with the painting whose style to copy in `style` "
+                       "and optionally `alpha` (0 the photo, 1 the full style).",
         "content": {
             "image/*": {"schema": _BINARY},
             "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                               "properties": {"file": _BINARY}}},
+                                               "properties": {"file": _BINARY, "style": _BINARY,
+                                                              "alpha": {"type": "number", "minimum": 0,
+                                                                        "maximum": 1}}}},
         },
     },
 }

@@ -7,6 +7,9 @@
 - ``GET /metrics``: Prometheus metrics (:mod:`artshift.serve_metrics`), all workers added up.
 - ``GET /``: a page to upload, drop or pick an example photo, see it before and after and download
   the result (:mod:`artshift.page`, with ``/favicon.ico`` and ``/examples``); ``GET /docs``: the API.
+- For an AdaIN model, ``POST /v1/stylize`` also needs the painting whose style to copy (multipart
+  ``style`` field) and takes ``alpha`` (form field or query); ``GET /v1/styles`` lists a gallery
+  of style images, each served by index (``/v1/styles/{i}``, ``/v1/styles/{i}/thumbnail``).
 
 The model is loaded once per worker process (``--workers N``: N processes sharing one listening
 socket, each with its own ONNX Runtime session of at most cores / N threads). In each worker at
@@ -46,9 +49,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from artshift.errors import ArtShiftError, ImageError, ImageTooLarge
+from artshift.gallery import Gallery
 from artshift.generator_io import ModelRef
 from artshift.images import decode_rgb
-from artshift.inference import Stylizer
+from artshift.inference import StyleTransfer, open_photo_model
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import get_logger
 from artshift.page import STYLIZE_OPENAPI, STYLIZE_RESPONSES, add_page_routes
@@ -96,9 +100,10 @@ def _error(status: int, message: str, close: bool = False) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers={"Connection": "close"} if close else None)
 
 
-async def _read_body(request: Request, limits: Limits) -> bytes | Response:
-    """The upload's bytes (raw body or multipart ``file``), or the error response: 413 beyond the
-    size limit, 408 when the body takes longer than the body timeout."""
+async def _read_body(request: Request, limits: Limits) -> Upload | Response:
+    """The upload (a raw body, or multipart ``file``, ``style`` and ``alpha``), or the error
+    response: 413 beyond the size limit (both images together), 408 when the body takes longer
+    than the body timeout."""
     limit = limits.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -119,7 +124,7 @@ async def _read_body(request: Request, limits: Limits) -> bytes | Response:
         return _error(400, "client disconnected during the upload")
     body = b"".join(chunks)
     content_type = request.headers.get("content-type", "")
-    return _multipart_file(content_type, body) if content_type.startswith("multipart/form-data") else body
+    return _multipart_upload(content_type, body) if content_type.startswith("multipart/form-data") else Upload(body)
 
 
 def _client(request: Request) -> str:
@@ -157,8 +162,9 @@ class _FormParts:
         return None
 
 
-def _multipart_file(content_type: str, body: bytes) -> bytes | Response:
-    """The ``file`` field of a multipart body, parsed in memory (the upload's file name is ignored)."""
+def _multipart_upload(content_type: str, body: bytes) -> Upload | Response:
+    """The ``file`` (photo), ``style`` and ``alpha`` fields of a multipart body, parsed in memory
+    (the uploads' file names are ignored)."""
     boundary = parse_options_header(content_type)[1].get(b"boundary")
     if not boundary:
         return _error(400, "multipart upload without a boundary")
@@ -170,8 +176,40 @@ def _multipart_file(content_type: str, body: bytes) -> bytes | Response:
         parser.finalize()
     except MultipartParseError as exc:
         return _error(400, f"malformed multipart upload ({exc})")
-    upload = form.field(b"file")
-    return _error(400, "multipart upload needs a 'file' field") if upload is None else upload
+    photo, alpha = form.field(b"file"), form.field(b"alpha")
+    if photo is None:
+        return _error(400, "multipart upload needs a 'file' field")
+    return Upload(photo, form.field(b"style"), None if alpha is None else alpha.decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class Upload:
+    """What one request sends: the photo and, for an AdaIN model, the style image and the text of
+    its ``alpha`` form field."""
+
+    photo: bytes
+    style: bytes | None = None
+    alpha: str | None = None
+
+
+def _style_alpha(upload: Upload, query_alpha: str | None, takes_style: bool) -> float | Response:
+    """The alpha of a request (the form field, else the query parameter, else 1), or a 400: a
+    style or alpha sent to a one-style model, an AdaIN model without a style, alpha outside [0, 1]."""
+    text = upload.alpha if upload.alpha is not None else query_alpha
+    if not takes_style:
+        if upload.style is not None or text is not None:
+            return _error(400, "this model repaints in the one style it learned: it takes no 'style' image or 'alpha'")
+        return 1.0
+    if not upload.style:
+        return _error(400, "this model (AdaIN) needs a style image: send a multipart upload with the photo as "
+                           "'file' and the painting as 'style'")
+    try:
+        alpha = 1.0 if text is None else float(text)
+    except ValueError:
+        alpha = float("nan")
+    if not 0 <= alpha <= 1:
+        return _error(400, f"alpha must be a number in [0, 1] (0 the photo, 1 the full style), got {text!r}")
+    return alpha
 
 
 def _encode(image, fmt: str) -> bytes:
@@ -193,18 +231,27 @@ def _budget(limits: Limits) -> Callable[[int, int], None]:
 
 
 def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurrency: int = 1, queue: int = 16,
-               threads: int = 0, tile: int = 1024, model_ref: ModelRef | None = None) -> FastAPI:
+               threads: int = 0, tile: int = 1024, model_ref: ModelRef | None = None,
+               styles: Path | None = None) -> FastAPI:
     """The FastAPI app serving ``model_path`` (loaded now, once); ``model_ref`` says where it came
-    from (an MLflow registry version) for ``/healthz`` and the start-up line."""
-    stylizer = Stylizer(model_path, threads=threads, tile=tile)
+    from (an MLflow registry version) for ``/healthz`` and the start-up line; ``styles`` is the
+    folder of the style gallery offered with an AdaIN model."""
+    stylizer = open_photo_model(model_path, threads=threads, tile=tile)
     loaded = model_ref or stylizer.ref
     log.info("serving %s on %s (process %d, %s threads)", loaded.describe(stylizer.metadata), stylizer.provider,
              os.getpid(), threads or "all")
     metrics = ServiceMetrics(loaded.name, loaded.version, loaded.run(stylizer.metadata), stylizer.provider)
     gate = Gate(concurrency, queue, metrics.queue_depth, metrics.in_progress)
+    takes_style = isinstance(stylizer, StyleTransfer)
+    gallery = Gallery(styles if takes_style else None, stylizer.prepare_style if takes_style else lambda i: i)
+    if gallery.paths:
+        log.info("style gallery: %d of the %d images in %s", len(gallery.paths), gallery.total, gallery.folder)
 
-    def process(body: bytes):
-        image = decode_rgb(body, "upload", limits.size)
+    def process(upload: Upload, alpha: float):
+        image = decode_rgb(upload.photo, "upload", limits.size)
+        if takes_style:  # one pass, bounded by --tile (AdaIN's statistics are global: no tiles)
+            stylizer.check_photo(*image.size, "upload", hint="send a smaller image")
+            return stylizer.stylize(image, decode_rgb(upload.style, "style", limits.size), alpha)
         tiles = stylizer.tile_count(*image.size)
         if tiles > limits.max_tiles:
             raise ImageTooLarge(f"upload: image too large to stylise ({image.width}x{image.height} takes {tiles} "
@@ -234,17 +281,22 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
     @app.post("/v1/stylize", summary="Repaint a photo", openapi_extra=STYLIZE_OPENAPI, responses=STYLIZE_RESPONSES,
               response_class=Response)
     async def stylize(request: Request, format: str = Query("png", description="png or jpeg",
-                                                            json_schema_extra={"enum": list(MEDIA_TYPES)})) -> Response:
+                                                            json_schema_extra={"enum": list(MEDIA_TYPES)}),
+                      alpha: str | None = Query(None, description="AdaIN models: 0 keeps the photo, 1 (default) "
+                                                "the full style; a form field 'alpha' wins")) -> Response:
         if format not in MEDIA_TYPES:
             return _error(400, f"format must be one of {sorted(MEDIA_TYPES)}, got {format!r}")
-        body = await _read_body(request, limits)
-        if isinstance(body, Response):
-            return body
-        if not body:
+        upload = await _read_body(request, limits)
+        if isinstance(upload, Response):
+            return upload
+        if not upload.photo:
             return _error(400, "empty request body: send an image")
+        mix = _style_alpha(upload, alpha, takes_style)
+        if isinstance(mix, Response):
+            return mix
         try:
             async with gate:
-                result = await run_in_threadpool(process, body)
+                result = await run_in_threadpool(process, upload, mix)
         except _Full:
             return JSONResponse({"error": "busy: too many requests waiting"}, status_code=503,
                                 headers={"Retry-After": "1"})
@@ -254,7 +306,34 @@ def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurre
             return _error(415, str(exc))
         return Response(_encode(result, format), media_type=MEDIA_TYPES[format])
 
+    _add_style_routes(app, gallery, takes_style)
     return app
+
+
+def _add_style_routes(app: FastAPI, gallery: Gallery, takes_style: bool) -> None:
+    """``GET /v1/styles`` (whether the model takes a style, and the gallery) and each listed
+    style's image and thumbnail, by index only."""
+
+    @app.get("/v1/styles")
+    async def styles() -> dict:
+        return {"takes_style": takes_style, "styles": gallery.listing()}
+
+    async def by_index(read: Callable[[int], bytes], index: int, media_type: str) -> Response:
+        try:
+            return Response(await run_in_threadpool(read, index), media_type=media_type,
+                            headers={"Cache-Control": "max-age=3600"})
+        except IndexError as exc:
+            return _error(404, str(exc))
+        except ImageError as exc:
+            return _error(404, f"style {index} cannot be read ({exc})")
+
+    @app.get("/v1/styles/{index}")
+    async def style_image(index: int) -> Response:
+        return await by_index(gallery.image, index, MEDIA_TYPES["png"])
+
+    @app.get("/v1/styles/{index}/thumbnail")
+    async def style_thumbnail(index: int) -> Response:
+        return await by_index(gallery.thumbnail, index, MEDIA_TYPES["jpeg"])
 
 
 class HeaderDeadlineH11(H11Protocol):
@@ -358,15 +437,16 @@ class Service:
     threads: int = 0
     tile: int = 1024
     model_ref: ModelRef | None = None
+    styles: Path | None = None
 
     def __call__(self) -> FastAPI:
         return create_app(self.model_path, self.limits, self.concurrency, self.queue, self.threads, self.tile,
-                          self.model_ref)
+                          self.model_ref, self.styles)
 
     def check_model(self) -> None:
         """Open the model once, and let it go: a model that no worker could load is then one error
         line here, not workers failing (and being restarted) one after another."""
-        Stylizer(self.model_path, threads=1, tile=self.tile)
+        open_photo_model(self.model_path, threads=1, tile=self.tile)
 
 
 def worker_threads(threads: int, workers: int, cores: int | None = None) -> int:
