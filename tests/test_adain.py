@@ -161,7 +161,8 @@ def test_offline_uses_the_seeded_random_vgg_and_says_so(caplog):
 
 
 def test_params_name_the_key():
-    with pytest.raises(ParamsError, match=r"^train.crop_size: adain trains on sides that are multiples of 8, got 36"):
+    with pytest.raises(ParamsError, match=r"^train.crop_size: AdaIN trains on sides of at least 24 px that are "
+                                          r"multiples of 8 .*, got 36 "):
         parse_params({"preprocess": {"load_size": 36}, "train": {"method": "adain"}})
     with pytest.raises(ParamsError, match=r"^train.lambda_style: must be >= 0"):
         parse_params({"train": {"method": "adain", "lambda_style": -1}})

@@ -1,5 +1,8 @@
 import os
+import re
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,6 +64,28 @@ def test_atomic_dir_swaps_whole_folder(tmp_path):
         raise ValueError
     assert [p.name for p in target.iterdir()] == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_the_next_write_removes_what_a_killed_writer_left(tmp_path):
+    """A SIGKILLed writer cannot clean up: the next write into the folder removes its temporary
+    files and folders (named with its dead pid), and keeps a live writer's and everything else."""
+    script = ("import os, sys\nfrom pathlib import Path\nfrom artshift.files import atomic_dir, atomic_path\n"
+              "folder = Path(sys.argv[1])\n"
+              "with atomic_path(folder / 'model.bin') as tmp, atomic_dir(folder / 'raw') as new:\n"
+              "    tmp.write_bytes(b'half'); (new / 'x.png').write_bytes(b'half'); os.kill(os.getpid(), 9)\n")
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True)
+    assert killed.returncode == -9
+    left = sorted(re.sub(r"\.\d+\.\w+\.tmp$", ".<pid>.tmp", p.name) for p in tmp_path.iterdir())
+    assert left == [".model.bin.<pid>.tmp", ".raw.<pid>.tmp", ".raw.lock"]
+    live = tmp_path / f".other.png.{os.getpid()}.abcd1234.tmp"
+    live.write_bytes(b"a live writer's")
+    (tmp_path / ".hidden.tmp").write_bytes(b"not ours")
+    write_json(tmp_path / "metrics.json", {})
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".hidden.tmp", ".raw.lock", live.name,
+                                                                 "metrics.json"])
+    with atomic_dir(tmp_path / "raw"):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".hidden.tmp", live.name, "metrics.json", "raw"])
 
 
 def test_sha256_file(tmp_path):

@@ -38,10 +38,9 @@ def _run(args, cwd, env):
     return result
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """A git copy of the repo (tracked and new files) that has run `dvc repro` once."""
-    root = tmp_path_factory.mktemp("repo")
+def copy_project(root: Path) -> dict:
+    """Make ``root`` a committed git copy of the repo (tracked and new files) with the TINY params;
+    returns the environment its commands run in (a local MLflow store in ``root``, no progress bars)."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                             text=True, check=True).stdout.split()
     for name in listed:
@@ -57,6 +56,14 @@ def project(tmp_path_factory):
     _run(["git", "init", "-q"], root, env)
     _run(["git", "add", "-A"], root, env)
     _run(["git", "commit", "-qm", "copy"], root, env)
+    return env
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git copy of the repo that has run `dvc repro` once."""
+    root = tmp_path_factory.mktemp("repo")
+    env = copy_project(root)
     repro = _run(["dvc", "repro"], root, env)
     return root, env, repro
 

@@ -5,6 +5,11 @@ is one :class:`ResourceError` line naming the file being written. Files and
 folders get the permissions the umask gives (not ``mkstemp``'s 0600 / ``mkdtemp``'s 0700), and a
 folder swap holds a lock file beside the folder, so two processes building the same folder at
 once take turns instead of deleting each other's work.
+
+A writer killed outright (SIGKILL, OOM, power cut) cannot remove its temporary file or folder,
+so every temporary name carries its writer's process id (``.<name>.<pid>.<random>.tmp``, and
+``.old`` for a folder being swapped out), and the next write into the same folder removes those
+whose process is gone (:func:`remove_stale`): a killed stage leaves nothing once it has run again.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -27,6 +33,44 @@ from artshift.log import get_logger
 
 log = get_logger("files")
 K = TypeVar("K")
+# A temporary name made by this module: ``.<name>.<writer's pid>.<random>.tmp`` (or ``.old``).
+STALE_NAME = re.compile(r"^\..+\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.(?:tmp|old)$")
+_swept: set[Path] = set()  # folders this process has already cleaned (once each: folders can be large)
+
+
+def _temp_prefix(name: str) -> str:
+    """The start of a temporary name for ``name``, with this process's id (see :data:`STALE_NAME`)."""
+    return f".{name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale(folder: str | Path) -> None:
+    """Delete the temporary files and folders in ``folder`` that writers killed before they could
+    clean up left behind (their process is gone). Runs once per folder and process, before its
+    first write there; a live writer's temporary names are never touched."""
+    folder = Path(folder).resolve()
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            match = STALE_NAME.match(entry.name)
+            if match and not _alive(int(match["pid"])):
+                log.info("removing %s, left by a process that was killed while writing", entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                else:
+                    Path(entry.path).unlink(missing_ok=True)
 
 
 def _umask() -> int:
@@ -58,7 +102,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with disk_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale(path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -96,7 +141,8 @@ def save_with(path: str | Path, writer: Callable[[Path], None]) -> None:
 def _staging_dir(parent: Path) -> Iterator[Path]:
     """A temporary folder in ``parent``, removed with whatever is left in it."""
     parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=parent))
+    remove_stale(parent)
+    folder = Path(tempfile.mkdtemp(prefix=_temp_prefix("staging"), suffix=".tmp", dir=parent))
     try:
         yield folder
     finally:
@@ -165,7 +211,7 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
 
 def _swap_dir(new: Path, path: Path) -> None:
     """Put folder ``new`` at ``path``; the old folder is moved aside first and deleted last."""
-    old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+    old = path.with_name(f"{_temp_prefix(path.name)}{uuid.uuid4().hex[:8]}.old")
     had_old = path.exists()
     if had_old:
         os.replace(path, old)
@@ -184,7 +230,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     with exclusive_lock(path.with_name(f".{path.name}.lock")):
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        remove_stale(path.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent))
         try:
             yield tmp
             os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the folder normal permissions

@@ -169,13 +169,37 @@ def _extract_tar(archive: Path, root: Path, budget: _Budget) -> None:
             _write_member(source, target, member.name, budget)
 
 
+# Leading bytes of the formats extract_archive reads: a file that starts like one of them but does
+# not open as one was cut short (an interrupted copy or download) or damaged, not of another kind.
+SIGNATURES = {b"PK\x03\x04": "zip", b"PK\x05\x06": "zip", b"\x1f\x8b": "gzip", b"BZh": "bzip2",
+              b"\xfd7zXZ\x00": "xz"}
+TAR_MAGIC_AT, TAR_MAGIC = 257, b"ustar"
+# What the zip, tar and compression modules raise on a stream that ends early or has bad bytes.
+DAMAGE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error)
+
+
+def _looks_like(archive: Path) -> str | None:
+    """The archive format ``archive``'s first bytes announce (``zip``, ``gzip``, ``tar``...), else None."""
+    with open(archive, "rb") as handle:
+        head = handle.read(TAR_MAGIC_AT + len(TAR_MAGIC))
+    if head[TAR_MAGIC_AT:] == TAR_MAGIC:
+        return "tar"
+    return next((kind for magic, kind in SIGNATURES.items() if head.startswith(magic)), None)
+
+
+def _damaged(archive: Path, detail: str) -> DataError:
+    """The one-line error for an archive cut short or corrupted, with what the reader found."""
+    return DataError(f"{archive.name}: truncated or damaged archive ({detail}); download or copy it again")
+
+
 def extract_archive(archive: Path, root: Path, limits: ExtractLimits = ExtractLimits()) -> None:
     """Extract a zip or tar(.gz/.bz2/.xz) into ``root``, refusing members that would escape it.
 
     Nothing outside ``root`` is ever written, and no link is created: absolute paths, ``..``,
     links leaving the tree and device files raise :class:`DataError` naming the member. An
     archive that would write more than ``limits`` allow raises :class:`DataError` as soon as
-    that is known; what was written so far stays in ``root`` for the caller to discard.
+    that is known, and one cut short or corrupted says so (not "not an archive"); what was
+    written so far stays in ``root`` for the caller to discard.
     """
     log.info("extracting %s", archive.name)
     budget = _Budget(limits, archive)
@@ -185,8 +209,13 @@ def extract_archive(archive: Path, root: Path, limits: ExtractLimits = ExtractLi
                 _extract_zip(archive, root, budget)
             elif tarfile.is_tarfile(archive):
                 _extract_tar(archive, root, budget)
+            elif kind := _looks_like(archive):
+                raise _damaged(archive, f"it starts as a {kind} file but "
+                               + ("its central directory, at the end, is missing" if kind == "zip"
+                                  else "ends before its first member"))
             else:
                 raise DataError(f"{archive.name}: not a zip or tar archive")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, RuntimeError,
-            NotImplementedError) as exc:
+    except DAMAGE_ERRORS as exc:
+        raise _damaged(archive, one_line(exc)) from None
+    except (OSError, RuntimeError, NotImplementedError) as exc:
         raise DataError(f"{archive.name}: cannot extract ({one_line(exc)})") from None

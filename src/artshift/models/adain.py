@@ -22,6 +22,7 @@ from artshift.generator_io import GeneratorInput
 from artshift.log import get_logger
 from artshift.losses import channel_mean_std, generator_loss, style_loss
 from artshift.models.gan import GANMethod
+from artshift.models.networks import MIN_FEATURE_SIDE, PatchDiscriminator
 from artshift.models.vgg import (
     LAYERS,
     POOLS,
@@ -113,7 +114,8 @@ class AdaINGenerator(nn.Module):
     style, 0 the decoder's reconstruction of the photo."""
 
     takes = GeneratorInput.PHOTO_AND_STYLE
-    size_multiple = SIZE_MULTIPLE
+    size_multiple = SIZE_MULTIPLE  # the decoder mirrors the encoder's pools: photos must fit them exactly
+    min_side = SIZE_MULTIPLE * MIN_FEATURE_SIDE  # the decoder's first conv reflect-pads relu4_1's map
 
     def __init__(self, ngf: int = 64):
         super().__init__()
@@ -151,19 +153,14 @@ def pretrained_vgg(explicit: str) -> tuple[dict[str, torch.Tensor], str]:
 class AdaIN(GANMethod):
     """Photo + any painting → the photo in that painting's style; trained on random pairs."""
 
+    networks = (AdaINGenerator, PatchDiscriminator)
+
     def __init__(self, cfg: TrainParams, image_size: int):
         super().__init__(cfg, image_size)
         self.G, self.D = AdaINGenerator(ngf=cfg.ngf), self.patch_discriminator()
         self.init_networks()  # D and the decoder's RGB conv; the encoder's weights are loaded next
         self.G.decoder.he_init()
         self.G.encoder.load_weights(*pretrained_vgg(cfg.vgg_weights))
-
-    @classmethod
-    def check_image_size(cls, size: int) -> None:
-        """The decoder mirrors the encoder's three pools: training images must fit them exactly."""
-        if size % SIZE_MULTIPLE:
-            raise ValueError(f"crop_size: adain trains on sides that are multiples of {SIZE_MULTIPLE}, got {size} "
-                             "(train.crop_size, or preprocess.load_size when that is null)")
 
     def generate(self, real_a: torch.Tensor, real_b: torch.Tensor, rng: torch.Generator) -> dict:
         """Each photo painted in the style of the painting drawn with it (``alpha`` 1, as trained)."""

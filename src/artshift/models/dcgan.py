@@ -14,7 +14,7 @@ import torch
 from artshift.errors import ParamsError
 from artshift.losses import generator_loss
 from artshift.models.gan import GANMethod
-from artshift.models.networks import DCGANDiscriminator, DCGANGenerator
+from artshift.models.networks import DCGANDiscriminator, DCGANGenerator, check_dcgan_size
 
 if TYPE_CHECKING:
     from artshift.config import TrainParams
@@ -32,6 +32,14 @@ class DCGAN(GANMethod):
                               "preprocess.load_size when that is null)") from None
         self.D = DCGANDiscriminator(ndf=cfg.ndf, image_size=image_size, minibatch_std=cfg.minibatch_std)
         self.init_networks()
+
+    @classmethod
+    def check_image_size(cls, size: int) -> None:
+        """G doubles a 4×4 stem up to the image size, so only powers of two from 8 are reachable."""
+        try:
+            check_dcgan_size(size)
+        except ValueError as exc:
+            raise ValueError(f"crop_size: {exc} (train.crop_size, or preprocess.load_size when that is null)") from None
 
     @classmethod
     def check_params(cls, cfg: TrainParams) -> None:

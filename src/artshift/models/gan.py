@@ -13,11 +13,13 @@ implements:
 ``real_a`` are photos and ``real_b`` paintings; ``rng`` is the seeded ``torch.Generator`` of
 the run. A method may also set ``param_defaults`` (``train.*`` values it uses unless
 ``params.yaml`` sets them), ``check_params`` (constraints between ``train.*`` values) and
-``check_image_size`` (the training image sizes it can use).
+``networks`` (the network classes it trains, whose ``min_side`` and ``size_multiple`` give the
+training image sizes it can use: ``check_image_size``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -39,6 +41,10 @@ class GANMethod(nn.Module):
     # train.* values this method uses when params.yaml leaves them unset (null), as CUT's
     # ``set_defaults``: an explicit value in params.yaml still wins.
     param_defaults: ClassVar[dict[str, object]] = {}
+    # The classes of the networks it trains; each declares the smallest side it trains on
+    # (``min_side``) and what the side must divide by (``size_multiple``). By default those that
+    # :meth:`translator` and :meth:`patch_discriminator` build.
+    networks: ClassVar[tuple[type[nn.Module], ...]] = (ResnetGenerator, PatchDiscriminator)
     # The fp16 loss scale of the current step, set by the training loop: the gradient penalties
     # scale their inner gradients by it (1.0 when no loss scaling is active).
     grad_scale: float = 1.0
@@ -62,7 +68,19 @@ class GANMethod(nn.Module):
     @classmethod
     def check_image_size(cls, size: int) -> None:
         """Raise ``ValueError("crop_size: <reason>")`` when this method cannot train on ``size`` px
-        images (``train.crop_size``, or ``preprocess.load_size`` when that is null)."""
+        images (``train.crop_size``, or ``preprocess.load_size`` when that is null): smaller than
+        one of its networks' ``min_side`` (the training step would fail on a 1×1 map) or not a
+        multiple of their ``size_multiple``."""
+        minimum = max(net.min_side for net in cls.networks)
+        multiple = math.lcm(*(net.size_multiple for net in cls.networks))
+        if size >= minimum and size % multiple == 0:
+            return
+        needs = "; ".join(f"{net.__name__} >= {net.min_side}" + (f", a multiple of {net.size_multiple}"
+                                                                 if net.size_multiple > 1 else "")
+                          for net in cls.networks)
+        raise ValueError(f"crop_size: {cls.__name__} trains on sides of at least {minimum} px that are multiples "
+                         f"of {multiple} ({needs}), got {size} (train.crop_size, or preprocess.load_size when "
+                         "that is null)")
 
     def init_networks(self) -> None:
         """DCGAN/CycleGAN initialisation for every network, then spectral norm on D if asked."""

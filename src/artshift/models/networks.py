@@ -21,6 +21,12 @@ from artshift.generator_io import GeneratorInput
 
 # Two stride-2 downsamplings: height and width must be divisible by 4.
 SIZE_MULTIPLE = 4
+# The smallest feature map side a layer here can train on: instance norm needs more than one
+# position per channel in training (a 1×1 map raises "Expected more than 1 spatial element"),
+# and a 1-px reflection pad needs a side of 2. The networks' ``min_side`` follow from it.
+MIN_FEATURE_SIDE = 2
+# PatchGAN depth: 3 layers give CycleGAN's 70×70 patches.
+PATCH_LAYERS = 3
 
 
 def _norm(channels: int) -> nn.Module:
@@ -106,6 +112,8 @@ class ResnetGenerator(nn.Module):
     """
 
     takes = GeneratorInput.PHOTO
+    size_multiple = SIZE_MULTIPLE  # the output has the input's side only then
+    min_side = SIZE_MULTIPLE * MIN_FEATURE_SIDE  # the residual blocks pad and normalise at 1/4 of the side
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9, antialias: bool = False):
         super().__init__()
@@ -159,9 +167,15 @@ class PatchDiscriminator(nn.Module):
 
     With ``n_layers=3`` each logit sees a 70×70 patch of the input (plus the blur's reach when
     ``antialias``: each stride-2 conv becomes a stride-1 conv, LeakyReLU and a blur-pool).
+    Its last normalised map is the input's side over 2**n_layers less the pixel a 4×4 stride-1
+    conv takes off, so the input needs ``(MIN_FEATURE_SIDE + 1) · 2**n_layers`` px (:attr:`min_side`,
+    24 at the default depth); any side at least that works.
     """
 
-    def __init__(self, ndf: int = 64, n_layers: int = 3, antialias: bool = False):
+    size_multiple = 1
+    min_side = (MIN_FEATURE_SIDE + 1) * 2 ** PATCH_LAYERS
+
+    def __init__(self, ndf: int = 64, n_layers: int = PATCH_LAYERS, antialias: bool = False):
         super().__init__()
         layers = self._block(3, ndf, downsample=True, antialias=antialias, norm=False)
         channels = ndf
@@ -236,11 +250,17 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> None:
             nn.init.zeros_(layer.bias)
 
 
+def check_dcgan_size(image_size: int) -> None:
+    """Raise ``ValueError`` unless ``image_size`` is a side the DCGAN pair reaches: a power of two,
+    doubling from the 4×4 stem at least once."""
+    if image_size < 8 or image_size & (image_size - 1):
+        raise ValueError(f"DCGAN image size must be a power of two >= 8, got {image_size}")
+
+
 def _dcgan_widths(image_size: int, base: int) -> list[int]:
     """Channel widths from the 4×4 stem to the last feature map before RGB, doubling per
     halving of resolution and capped at 8× ``base`` (DCGAN's 1024-512-256-128 at 64 px)."""
-    if image_size < 8 or image_size & (image_size - 1):
-        raise ValueError(f"DCGAN image size must be a power of two >= 8, got {image_size}")
+    check_dcgan_size(image_size)
     levels = image_size.bit_length() - 3  # 4 px stem doubled ``levels`` times reaches image_size
     return [base * min(2 ** (levels - 1 - i), 8) for i in range(levels)]
 
