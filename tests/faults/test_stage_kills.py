@@ -55,8 +55,9 @@ OUTPUTS = [path for outs, _ in STAGES.values() for path in outs]
 # Temporary names the project's atomic writers use (artshift.files, artshift.checkpoint): a file
 # or folder being written, a folder being swapped out, a lock held while a folder is rebuilt.
 TEMPORARY = re.compile(r"^\.(.+\.(tmp|old|lock)|step_.*\.tmp)$")
-# Not the pipeline's files: git, DVC's own state and cache, the tracking store and its artifacts.
-NOT_OURS = (".git", ".dvc", "mlartifacts", "mlflow.db")
+# Not the pipeline's files: git, DVC's own state and cache, the tracking store and its artifacts
+# (MLflow stages a logged model under mlruns/ even with a database store).
+NOT_OURS = (".git", ".dvc", "mlartifacts", "mlflow.db", "mlruns")
 # State the stages keep besides their outputs, which a run may add to: checkpoints to resume
 # from, cached Inception features, downloaded archives.
 KEPT = ("models/checkpoints", "data/cache", "data/downloads")
