@@ -80,6 +80,18 @@ class FaultRecorder:
         self.lost += bool(lost)
 
 
+def random_photos(folder: Path, count: int, height: int, width: int, seed: int, prefix: str = "") -> Path:
+    """``count`` seeded random-noise RGB PNGs of ``height`` × ``width`` in a new ``folder`` (returned)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"{prefix}{i}.png")
+    return folder
+
+
 def trials(default: int) -> int:
     """How many times a repeated case runs: ``FAULT_TRIALS`` when set (to shorten a run), else ``default``."""
     return int(os.environ.get("FAULT_TRIALS", default))

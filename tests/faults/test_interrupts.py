@@ -15,13 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from artshift.data.download import download_file
 from artshift.errors import DataError
 from artshift.images import load_rgb
 
-from .conftest import trials
+from .conftest import random_photos, trials
 
 
 class CuttingServer:
@@ -100,11 +99,8 @@ def _stylize(inputs, out, model, *extra):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_stylize_leaves_whole_outputs_only(tmp_path, tiny_onnx, fault, sig):
     """Ctrl-C (SIGINT) or SIGTERM during artshift stylize"""
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        Image.fromarray(rng.integers(0, 256, (700, 900, 3), dtype=np.uint8)).save(inputs / f"{i}.png")
+    inputs = random_photos(tmp_path / "in", 8, 700, 900, seed=0)
+    rng = np.random.default_rng(0)  # when each signal comes
     for trial in range(trials(3)):
         out = tmp_path / f"out{trial}"
         process = _stylize(inputs, out, tiny_onnx)
@@ -124,11 +120,7 @@ def test_an_interrupted_stylize_leaves_whole_outputs_only(tmp_path, tiny_onnx, f
 
 def test_concurrent_stylize_runs_on_one_output_folder_write_whole_files(tmp_path, tiny_onnx, fault):
     """Concurrent artshift stylize --force runs writing the same output folder"""
-    inputs, out = tmp_path / "in", tmp_path / "out"
-    inputs.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)).save(inputs / f"{i}.png")
+    inputs, out = random_photos(tmp_path / "in", 6, 300, 400, seed=1), tmp_path / "out"
     for _ in range(trials(2)):
         processes = [_stylize(inputs, out, tiny_onnx, "--force") for _ in range(3)]
         errors = [process.communicate(timeout=300)[1] for process in processes]

@@ -36,7 +36,7 @@ from artshift import checkpoint
 from artshift.data.layout import PROCESSED_MANIFEST, RAW_MANIFEST
 from test_pipeline import _run, copy_project
 
-from .conftest import trials
+from .conftest import random_photos, trials
 
 pytestmark = pytest.mark.faults
 
@@ -225,11 +225,7 @@ def stylize_into(folder: Path, inputs: Path, model: Path, env: dict) -> subproce
 def test_stylize_into_a_folder_dvc_repro_writes_at_the_same_time(project, tmp_path, fault):
     """artshift stylize into reports/ while dvc repro writes there (train, evaluate, export)"""
     root, env, _ = project
-    inputs = tmp_path / "photos"
-    inputs.mkdir()
-    rng = np.random.default_rng(7)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(inputs / f"photo{i}.png")
+    inputs = random_photos(tmp_path / "photos", 4, 120, 160, seed=7, prefix="photo")
     for trial in range(trials(2)):
         set_param(root, "train", "lr", (0.0004, 0.0002)[trial % 2])  # train, evaluate and export run again
         log = tmp_path / f"repro{trial}.log"
