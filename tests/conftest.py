@@ -10,13 +10,13 @@ os.environ.setdefault("ARTSHIFT_NO_PROGRESS", "1")
 torch.set_num_threads(2)
 
 
-def export_random_generator(folder, ngf: int):
+def export_random_generator(folder, ngf: int, antialias: bool = False):
     """A seeded random one-block ResnetGenerator of width ``ngf``, exported to ``folder/generator.onnx``."""
     from artshift.export import export_generator
     from artshift.models.networks import ResnetGenerator, init_weights
 
     torch.manual_seed(0)
-    generator = ResnetGenerator(ngf=ngf, n_blocks=1)
+    generator = ResnetGenerator(ngf=ngf, n_blocks=1, antialias=antialias)
     init_weights(generator, gain=0.2)
     path = folder / "generator.onnx"
     export_generator(generator, path, opset=18)
