@@ -169,9 +169,11 @@ class OnnxGenerator:
         """The session to run ``feeds`` on: the arena session for runs of up to
         :data:`ARENA_MAX_PIXELS`, an arena-less one for larger runs. The arena's chunks cannot be
         merged across its regions, so a 1024 px tile of the default generator made it hold twice
-        what the tile needs (1.76 GB peak for a 4000×3000 photo, 0.87 GB without it)."""
+        what the tile needs (1.76 GB peak for a 4000×3000 photo, 0.87 GB without it). On CUDA the
+        one session serves every run: a second would hold a second copy of the GPU's memory."""
         first = next(iter(feeds.values()))
-        if first.ndim < 4 or first.shape[0] * first.shape[2] * first.shape[3] <= ARENA_MAX_PIXELS:
+        small = first.ndim < 4 or first.shape[0] * first.shape[2] * first.shape[3] <= ARENA_MAX_PIXELS
+        if small or self.provider != "CPUExecutionProvider":
             return self.session
         if self._large_run_session is None:
             self._large_run_session = self._open_session(memory_arena=False)
