@@ -188,7 +188,7 @@ class OnnxGenerator:
         """The session to run ``feeds`` on: the arena session for runs of up to
         :data:`ARENA_MAX_PIXELS`, an arena-less one for larger runs. The arena's chunks cannot be
         merged across its regions, so a 1024 px tile of the default generator made it hold twice
-        what the tile needs (1.76 GB peak for a 4000×3000 photo, 0.87 GB without it). On CUDA the
+        what the tile needs (1.76 GB peak for a 4000×3000 photo, 0.79 GB without it). On CUDA the
         one session serves every run: a second would hold a second copy of the GPU's memory."""
         first = next(iter(feeds.values()))
         small = first.ndim < 4 or first.shape[0] * first.shape[2] * first.shape[3] <= ARENA_MAX_PIXELS
