@@ -22,6 +22,7 @@ from PIL import Image
 from artshift.errors import ArtShiftError, ImageTooLarge, run_main
 from artshift.generator_io import REGISTERED_NAMES, GeneratorInput, resolve_model
 from artshift.images import IMAGE_SUFFIXES, SizeLimits, load_rgb, rgb_pixels, save_image
+from artshift.inference import DEFAULT_TILE
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import progress, say
 from artshift.runs import add_runs_parser
@@ -367,9 +368,10 @@ def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
 
 
 def _add_tile_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tile", type=positive(int), default=1024,
+    parser.add_argument("--tile", type=positive(int), default=DEFAULT_TILE,
                         help="images with a side above this are processed in overlapping tiles of this size "
-                             "(bounded memory); AdaIN models run a photo whole, so this is their largest photo side")
+                             "(bounded memory; default %(default)s); AdaIN models run a photo whole, so this is their "
+                             "largest photo side")
 
 
 def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:

@@ -42,6 +42,12 @@ PREFERRED_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 _ORT_FATAL_ONLY = 4
 # Below this side the generator's innermost reflection padding has nothing to reflect.
 MIN_SIDE = 16
+# The default tile side for photos (`--tile`), and an AdaIN photo's largest side. A tile's working
+# memory grows with its area and depends on the CPU's kernels: with 1024 px tiles, a 4000×3000
+# photo through a generator of the default width peaked at 0.74 GB on an AMD EPYC (AVX2) and at
+# 1.53 GB on CI's machine. 768 px tiles need 0.56× of that; 512 px ones would, at a quarter,
+# leave each tile's instance norm too little of the photo (README, "Memory").
+DEFAULT_TILE = 768
 # Runs of up to this many pixels (batch × height × width) use ONNX Runtime's memory arena, which
 # keeps memory for the next image so small images stay fast; larger runs use a session without it.
 ARENA_MAX_PIXELS = 512 * 512
@@ -295,7 +301,7 @@ class Stylizer(OnnxGenerator):
     """
 
     def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0,
-                 tile: int = 1024, overlap: int = 64):
+                 tile: int = DEFAULT_TILE, overlap: int = 64):
         super().__init__(model, providers, threads)
         if self.takes is GeneratorInput.NOISE:
             raise ArtShiftError(f"{self.name}: this model paints from noise (DCGAN); use `artshift sample` with it")
@@ -413,7 +419,7 @@ class StyleTransfer(OnnxGenerator):
     """
 
     def __init__(self, model: ModelSource, providers: list[str] | None = None, threads: int = 0,
-                 max_side: int = 1024, style_side: int = STYLE_SIDE):
+                 max_side: int = DEFAULT_TILE, style_side: int = STYLE_SIDE):
         super().__init__(model, providers, threads)
         if self.takes is not GeneratorInput.PHOTO_AND_STYLE:
             raise ArtShiftError(f"{self.name}: this model takes no style image ({self.takes.value})")
@@ -468,7 +474,7 @@ def open_generator(model: ModelSource, providers: list[str] | None = None,
     return RUNNERS[probe.takes](probe.ref if probe.ref.path else model, providers, threads)
 
 
-def open_photo_model(model: ModelSource, threads: int = 0, tile: int = 1024,
+def open_photo_model(model: ModelSource, threads: int = 0, tile: int = DEFAULT_TILE,
                      providers: list[str] | None = None) -> Stylizer | StyleTransfer:
     """The runner of a model that repaints photos, for ``artshift stylize`` and the service: a
     :class:`Stylizer` tiling at ``tile`` px, or for AdaIN a :class:`StyleTransfer` that runs

@@ -52,7 +52,7 @@ from artshift.errors import ArtShiftError, ImageError, ImageTooLarge
 from artshift.gallery import Gallery
 from artshift.generator_io import ModelRef
 from artshift.images import decode_rgb
-from artshift.inference import StyleTransfer, open_photo_model
+from artshift.inference import DEFAULT_TILE, StyleTransfer, open_photo_model
 from artshift.limits import DEFAULT_LIMITS, Limits
 from artshift.log import get_logger
 from artshift.page import STYLIZE_OPENAPI, STYLIZE_RESPONSES, add_page_routes
@@ -231,7 +231,7 @@ def _budget(limits: Limits) -> Callable[[int, int], None]:
 
 
 def create_app(model_path: str | Path, limits: Limits = DEFAULT_LIMITS, concurrency: int = 1, queue: int = 16,
-               threads: int = 0, tile: int = 1024, model_ref: ModelRef | None = None,
+               threads: int = 0, tile: int = DEFAULT_TILE, model_ref: ModelRef | None = None,
                styles: Path | None = None) -> FastAPI:
     """The FastAPI app serving ``model_path`` (loaded now, once); ``model_ref`` says where it came
     from (an MLflow registry version) for ``/healthz`` and the start-up line; ``styles`` is the
@@ -435,7 +435,7 @@ class Service:
     concurrency: int = 1
     queue: int = 16
     threads: int = 0
-    tile: int = 1024
+    tile: int = DEFAULT_TILE
     model_ref: ModelRef | None = None
     styles: Path | None = None
 
