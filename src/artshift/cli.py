@@ -370,8 +370,7 @@ def positive(convert: Callable[[str], float]) -> Callable[[str], float]:
 def _add_tile_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile", type=positive(int), default=DEFAULT_TILE,
                         help="images with a side above this are processed in overlapping tiles of this size "
-                             "(bounded memory; default %(default)s); AdaIN models run a photo whole, so this is their "
-                             "largest photo side")
+                             "(bounded memory); AdaIN models run a photo whole, so this is their largest photo side")
 
 
 def _add_limit_arguments(serve: argparse.ArgumentParser) -> None:

@@ -42,12 +42,8 @@ PREFERRED_PROVIDERS = ["CUDAExecutionProvider", "CPUExecutionProvider"]
 _ORT_FATAL_ONLY = 4
 # Below this side the generator's innermost reflection padding has nothing to reflect.
 MIN_SIDE = 16
-# The default tile side for photos (`--tile`), and an AdaIN photo's largest side. A tile's working
-# memory grows with its area and depends on the CPU's kernels: with 1024 px tiles, a 4000×3000
-# photo through a generator of the default width peaked at 0.74 GB on an AMD EPYC (AVX2) and at
-# 1.53 GB on CI's machine. 768 px tiles need 0.56× of that; 512 px ones would, at a quarter,
-# leave each tile's instance norm too little of the photo (README, "Memory").
-DEFAULT_TILE = 768
+# The default tile side for photos (`--tile`), and an AdaIN photo's largest side.
+DEFAULT_TILE = 1024
 # Runs of up to this many pixels (batch × height × width) use ONNX Runtime's memory arena, which
 # keeps memory for the next image so small images stay fast; larger runs use a session without it.
 ARENA_MAX_PIXELS = 512 * 512
@@ -77,9 +73,9 @@ def _fix_mmap_threshold() -> None:
 
     Without the arena, ONNX Runtime's tensors come from the C heap, and glibc raises its mmap
     threshold to the size of each big block freed (up to 32 MiB), so a tile's mid-sized tensors
-    then land in the heap and fragment it: the same 4000×3000 photo peaked anywhere from 0.79 to
-    1.5 GB from run to run, as the two threads' allocations interleaved. A fixed threshold keeps
-    it at 0.74 GB every time. Elsewhere than glibc (no ``mallopt``) nothing changes.
+    then land in the heap and fragment it: the same 4000×3000 photo peaked at 0.81–0.84 GB, varying
+    from run to run as the two threads' allocations interleaved. A fixed threshold keeps it at
+    0.73–0.74 GB. Elsewhere than glibc (no ``mallopt``) nothing changes.
     """
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is not None:
@@ -162,6 +158,7 @@ class OnnxGenerator:
         _silence_provider_loader()
         self._source, self._providers, self._threads = source, providers or _available_providers(), threads
         self.session = self._open_session(memory_arena=True)
+        self.provider = self.session.get_providers()[0]  # the one that actually runs it
         self._large_run_session = None  # opened at the first run above ARENA_MAX_PIXELS
         self.metadata = self.session.get_modelmeta().custom_metadata_map
         try:
@@ -219,11 +216,6 @@ class OnnxGenerator:
             found = ", ".join(f"{i.name} {i.type} {list(i.shape)}" for i in inputs) or "no input"
             raise ArtShiftError(f"{self.name}: a {self.takes} generator must take {INPUT_WANTED[self.takes]}; "
                                 f"this model takes {found}")
-
-    @property
-    def provider(self) -> str:
-        """The execution provider that actually runs this session."""
-        return self.session.get_providers()[0]
 
     def _run(self, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
         """One session run on one array (the only input) or on arrays by input name."""

@@ -1,8 +1,7 @@
 """What one request to the HTTP service may cost: the defaults of ``artshift serve``'s flags.
 
 Kept apart from :mod:`artshift.serve` so the CLI can show them without importing the web stack.
-The defaults suit the 2-core CPUs this project is measured on (a 768 px tile of the default
-generator takes about 6 s on the slower, an AMD EPYC with AVX2);
+The defaults suit the 2-core CPU this project is measured on (a 1024 px tile takes 2–4 s there);
 raise them on a bigger machine.
 """
 
@@ -20,7 +19,7 @@ class Limits:
     max_body_bytes: int = 20 * 2**20
     # Checked on the image header, before anything is decoded.
     size: SizeLimits = field(default_factory=lambda: SizeLimits(max_pixels=16_000_000, max_side=8192, max_aspect=8.0))
-    max_tiles: int = 30  # model runs per image: a 4000×3000 photo takes 30 tiles of 768 px
+    max_tiles: int = 20  # model runs per image: a 4000×3000 photo takes 20 tiles of 1024 px
     time_budget_s: float = 60.0  # stylising time of one image, checked before each tile
     header_timeout_s: float = 10.0  # from connecting (or the previous response) to complete headers
     body_timeout_s: float = 60.0  # from the headers to the whole body
