@@ -7,8 +7,12 @@ Every backend runs with the same thread count (``torch.set_num_threads`` for eag
 session's ``intra_op_num_threads`` for ORT) on the same seeded inputs in [-1, 1]. Each
 (size, batch) configuration gets ``--warmup`` untimed runs, then a fixed number of timed
 repetitions: ``--reps`` for 256 px batch 1, scaled down by the amount of work per run (never
-below ``--min-reps``) so that 512 px batch 8 stays affordable on two cores. Prints p50/p99
-latency per run (ms), images/s, and the throughput ratios ORT fp32 / eager and int8 / eager.
+below ``--min-reps``) so that 512 px batch 8 stays affordable on two cores. The backends take
+turns in ``--rounds`` rounds, each making its share of the runs, so that a machine whose speed
+drifts (a shared virtual machine's varied by up to 1.5× from minute to minute) slows every
+backend alike instead of whichever ran during the slow minute. Prints p50/p99 latency per run
+(ms), images/s, and the throughput ratios ORT fp32 / eager and int8 / eager: the median over
+the rounds of each round's ratio, which compares runs made seconds apart.
 
 The ORT numbers go through :class:`artshift.inference.Stylizer` (graph optimisation ALL),
 pinned to the CPU provider. The int8 model is optional: ``--int8 PATH``, else
@@ -60,6 +64,24 @@ def repetitions(args: argparse.Namespace, size: int, batch: int) -> int:
     return max(args.min_reps, min(args.reps, round(args.reps / work)))
 
 
+def time_interleaved(backends: dict, x, warmup: int, reps: int, rounds: int) -> dict[str, list[np.ndarray]]:
+    """Seconds per call of each backend on ``x``, round by round: ``warmup`` untimed calls each,
+    then ``rounds`` rounds in which every backend in turn makes its share of the ``reps`` timed calls."""
+    for fn in backends.values():
+        time_runs(fn, x, warmup, 0)
+    shares = np.diff(np.linspace(0, reps, min(rounds, reps) + 1).round().astype(int))
+    times: dict[str, list[np.ndarray]] = defaultdict(list)
+    for share in shares:
+        for name, fn in backends.items():
+            times[name].append(time_runs(fn, x, 0, int(share)))
+    return times
+
+
+def speedup(base: list[np.ndarray], other: list[np.ndarray]) -> float:
+    """The median over rounds of ``other``'s throughput over ``base``'s in the same round."""
+    return float(np.median([b.mean() / o.mean() for b, o in zip(base, other, strict=True)]))
+
+
 def time_runs(fn, x, warmup: int, reps: int) -> np.ndarray:
     """Seconds per call of ``fn(x)``: ``warmup`` untimed calls, then ``reps`` timed ones."""
     for _ in range(warmup):
@@ -82,12 +104,15 @@ def summarise(times: np.ndarray, batch: int) -> dict[str, float]:
 
 
 def session_options(threads: int, **overrides):
-    """The Stylizer's options (graph optimisation ALL, ``threads`` intra-op threads) + overrides."""
+    """The Stylizer's options (graph optimisation ALL, ``threads`` intra-op threads, no memory
+    pattern, no spinning) + overrides."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
+    options.enable_mem_pattern = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     for key, value in overrides.items():
         if key == "config":
             for entry, setting in value.items():
@@ -151,10 +176,10 @@ def sweep_options(model: Path, threads: int, warmup: int, reps: int, rounds: int
         "intra_op_num_threads=0 (ORT default)": {"intra_op_num_threads": 0},
         "execution_mode=ORT_PARALLEL": {"execution_mode": ort.ExecutionMode.ORT_PARALLEL,
                                         "inter_op_num_threads": threads},
-        "allow_spinning=0": {"config": {"session.intra_op.allow_spinning": "0"}},
+        "allow_spinning=1 (ORT default)": {"config": {"session.intra_op.allow_spinning": "1"}},
+        "enable_mem_pattern=True (ORT default)": {"enable_mem_pattern": True},
         "set_denormal_as_zero=1": {"config": {"session.set_denormal_as_zero": "1"}},
         "dynamic_block_base=4": {"config": {"session.dynamic_block_base": "4"}},
-        "enable_mem_pattern=False": {"enable_mem_pattern": False},
         "enable_cpu_mem_arena=False": {"enable_cpu_mem_arena": False},
         "graph_optimization=EXTENDED": {"graph_optimization_level": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED},
         "graph_optimization=BASIC": {"graph_optimization_level": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC},
@@ -191,6 +216,7 @@ def main() -> None:
                         help="timed runs at 256 px batch 1; scaled down by work per run for bigger ones")
     parser.add_argument("--min-reps", type=int, default=5, help="floor on timed runs per configuration")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per configuration")
+    parser.add_argument("--rounds", type=int, default=10, help="turns the backends take per configuration")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--onnx", type=Path, default=DEFAULT_FP32,
                         help="fp32 ONNX model; exported from the generator to a temp file if missing")
@@ -238,9 +264,9 @@ def main() -> None:
     print(f"fp32: {origin_onnx} (provider {fp32.provider})")
     print(f"int8: {int8_path} (provider {int8.provider})" if int8 else "int8: not available")
     print(f"warm-up {args.warmup} run(s) per configuration; timed runs: --reps {args.reps} at 256 px batch 1, "
-          f"scaled by work, min {args.min_reps}\n")
+          f"scaled by work, min {args.min_reps}, the backends taking turns in {args.rounds} rounds\n")
 
-    results: dict[tuple[int, int, str], dict[str, float]] = {}
+    results: dict[tuple[int, int, str], list[np.ndarray]] = {}
     header = f"{'size':>5}{'batch':>6}  {'backend':<12}{'runs':>5}{'p50 ms':>10}{'p99 ms':>10}{'img/s':>9}"
     print(header)
     print("-" * len(header))
@@ -248,25 +274,24 @@ def main() -> None:
     for size in args.sizes:
         for batch in args.batches:
             x = rng.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
-            reps = repetitions(args, size, batch)
-            for name, fn in backends.items():
-                stats = summarise(time_runs(fn, x, args.warmup, reps), batch)
-                results[(size, batch, name)] = stats
+            timed = time_interleaved(backends, x, args.warmup, repetitions(args, size, batch), args.rounds)
+            for name, rounds in timed.items():
+                stats = summarise(np.concatenate(rounds), batch)
+                results[(size, batch, name)] = rounds
                 print(f"{size:>5}{batch:>6}  {name:<12}{stats['n']:>5}{stats['p50_ms']:>10.1f}"
                       f"{stats['p99_ms']:>10.1f}{stats['img_s']:>9.2f}", flush=True)
 
-    print("\nthroughput ratios (images/s vs torch eager)")
+    print("\nthroughput ratios (images/s vs torch eager; median of the rounds' ratios)")
     print(f"{'size':>5}{'batch':>6}{'fp32/eager':>12}{'int8/eager':>12}{'int8/fp32':>11}")
     for size in args.sizes:
         for batch in args.batches:
-            base = results[(size, batch, "torch eager")]["img_s"]
-            ort32 = results[(size, batch, "ORT fp32")]["img_s"]
+            eager, ort32 = results[(size, batch, "torch eager")], results[(size, batch, "ORT fp32")]
             if int8:
-                q = results[(size, batch, "ORT int8")]["img_s"]
-                extra = f"{q / base:>11.2f}x{q / ort32:>10.2f}x"
+                q = results[(size, batch, "ORT int8")]
+                extra = f"{speedup(eager, q):>11.2f}x{speedup(ort32, q):>10.2f}x"
             else:
                 extra = f"{'n/a':>12}{'n/a':>11}"
-            print(f"{size:>5}{batch:>6}{ort32 / base:>11.2f}x{extra}")
+            print(f"{size:>5}{batch:>6}{speedup(eager, ort32):>11.2f}x{extra}")
     if not int8:
         print("int8: not available")
 

@@ -105,6 +105,32 @@ def test_stylizer_pads_to_multiple_and_crops_back(exported):
     assert np.abs(out - reference.numpy()).max() <= 1e-4
 
 
+
+def test_idle_session_threads_sleep_instead_of_spinning(exported):
+    stylizer = Stylizer(exported[1], providers=["CPUExecutionProvider"])
+    options = stylizer.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_a_big_cpu_batch_runs_in_arena_sized_slices_with_the_same_result(exported, monkeypatch):
+    generator, path = exported
+    stylizer = Stylizer(path, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).uniform(-1, 1, size=(5, 3, 33, 40)).astype(np.float32)  # padded to 36 × 40
+    monkeypatch.setattr("artshift.inference.ARENA_MAX_PIXELS", 2 * 36 * 40)
+    assert stylizer.images_per_run(36, 40, 5) == 2
+    assert stylizer.images_per_run(80, 80, 5) == 1  # one image over the limit still runs, alone
+    runs = []
+    run = stylizer._run
+    monkeypatch.setattr(stylizer, "_run", lambda batch: runs.append(len(batch)) or run(batch))
+    out = stylizer.run_array(x)
+    assert runs == [2, 2, 1]
+    assert stylizer._large_run_session is None  # every slice stayed in the arena session
+    padded = np.pad(x, ((0, 0), (0, 0), (0, 3), (0, 0)), mode="reflect")
+    with torch.no_grad():
+        reference = generator(torch.from_numpy(padded))[..., :33, :]
+    assert out.shape == x.shape
+    assert np.abs(out - reference.numpy()).max() <= 1e-4
+
 def test_stylizer_rejects_missing_and_broken_models(tmp_path):
     from artshift.errors import ArtShiftError
 
