@@ -9,8 +9,8 @@ session's ``intra_op_num_threads`` for ORT) on the same seeded inputs in [-1, 1]
 repetitions: ``--reps`` for 256 px batch 1, scaled down by the amount of work per run (never
 below ``--min-reps``) so that 512 px batch 8 stays affordable on two cores. The backends take
 turns in ``--rounds`` rounds, each making its share of the runs, so that a machine whose speed
-drifts (a shared virtual machine's varied by up to 1.5× from minute to minute) slows every
-backend alike instead of whichever ran during the slow minute. Prints p50/p99 latency per run
+drifts (a shared virtual machine's varied by up to 1.8× within seconds) slows every
+backend alike instead of whichever ran during a slow stretch. Prints p50/p99 latency per run
 (ms), images/s, and the throughput ratios ORT fp32 / eager and int8 / eager: the median over
 the rounds of each round's ratio, which compares runs made seconds apart.
 
