@@ -89,11 +89,17 @@ def test_a_download_cut_at_random_points_resumes_to_the_right_bytes(tmp_path, fa
     assert fault.survived == fault.trials and fault.lost == 0
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts `cmd &` with SIGINT ignored, and so every process under
+    # it, this test's command too; Ctrl-C reaches a command in a terminal with SIGINT's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _stylize(inputs, out, model, *extra):
     env = {**os.environ, "ARTSHIFT_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-m", "artshift.cli", "stylize", str(inputs), "--out", str(out),
                              "--model", str(model), "--threads", "1", *extra],
-                            env=env, stderr=subprocess.PIPE, text=True)
+                            env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
