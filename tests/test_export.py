@@ -105,7 +105,6 @@ def test_stylizer_pads_to_multiple_and_crops_back(exported):
     assert np.abs(out - reference.numpy()).max() <= 1e-4
 
 
-
 def test_idle_session_threads_sleep_instead_of_spinning(exported):
     stylizer = Stylizer(exported[1], providers=["CPUExecutionProvider"])
     options = stylizer.session.get_session_options()
@@ -130,6 +129,7 @@ def test_a_big_cpu_batch_runs_in_arena_sized_slices_with_the_same_result(exporte
         reference = generator(torch.from_numpy(padded))[..., :33, :]
     assert out.shape == x.shape
     assert np.abs(out - reference.numpy()).max() <= 1e-4
+
 
 def test_stylizer_rejects_missing_and_broken_models(tmp_path):
     from artshift.errors import ArtShiftError
