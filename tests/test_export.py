@@ -258,6 +258,17 @@ def test_example_inputs_are_photos_or_seeded_noise(exported, tiny_dcgan, tmp_pat
     assert z.shape == (5, 8) and np.array_equal(z, noise(5, 8, 3))
 
 
+def _optimised_op_types(path) -> set[tuple[str, str]]:
+    """(domain, op type) of every node after ONNX Runtime's CPU graph optimisations."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.optimized_model_filepath = str(path.with_suffix(".optimised.onnx"))
+    options.log_severity_level = 3  # its warning that the file is for this CPU only
+    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {(node.domain, node.op_type) for node in onnx.load(options.optimized_model_filepath).graph.node}
+
+
 def test_antialiased_generator_exports_with_parity_and_quantises(tmp_path):
     """Blur-pool and bilinear upsampling export as grouped Conv and Resize; fp16 and int8 stay close."""
     torch.manual_seed(0)
@@ -268,11 +279,69 @@ def test_antialiased_generator_exports_with_parity_and_quantises(tmp_path):
     export_generator(generator, path, opset=18, metadata={"run_id": "abc", "method": "cut"})
     assert "Resize" in {node.op_type for node in onnx.load(str(path)).graph.node}
     assert parity(generator, path, _images((64, 96), (40, 32)))["max_abs_diff"] <= 1e-4
+    assert _optimised_op_types(path) >= {("com.microsoft.nchwc", "Upsample")}  # the Resizes run blocked
+    assert ("", "Resize") not in _optimised_op_types(path)
     export_fp16(path, tmp_path / "aa.fp16.onnx")  # both Resizes share a scales constant: one Cast, not two
     assert 0 < parity(generator, tmp_path / "aa.fp16.onnx", _images((32, 32)))["mean_abs_diff"] < 0.005
     calibration = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 32, 32)).astype(np.float32)
     export_int8_generator(generator, tmp_path / "aa.int8.onnx", 18, calibration, {"run_id": "abc"})
     assert 0 < parity(generator, tmp_path / "aa.int8.onnx", _images((32, 32)))["mean_abs_diff"] < 0.1
+
+
+def test_int8_reflection_pads_run_on_8_bit_tensors_with_identical_outputs(tmp_path, monkeypatch):
+    """The DequantizeLinear → Pad → QuantizeLinear round trips are gone, and nothing changes:
+    the int8 model gives bit-identical outputs to the one quantised without the rewrite."""
+    import onnxruntime
+
+    from artshift import export
+
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=2, antialias=True)
+    init_weights(generator, gain=0.2)
+    calibration = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 32, 32)).astype(np.float32)
+    export_int8_generator(generator.eval(), tmp_path / "rewritten.onnx", 18, calibration)
+    monkeypatch.setattr(export, "_pad_quantized_tensors", lambda graph: 0)
+    export_int8_generator(generator, tmp_path / "plain.onnx", 18, calibration)
+
+    def pads(path):
+        graph = onnx.load(str(path)).graph
+        producers = {out: node.op_type for node in graph.node for out in node.output}
+        return [producers.get(node.input[0]) for node in graph.node if node.op_type == "Pad"]
+
+    assert set(pads(tmp_path / "plain.onnx")) == {"DequantizeLinear"}
+    # the input's, the stem's, 2 blurs', 4 in the blocks, the output conv's
+    assert len(pads(tmp_path / "rewritten.onnx")) == len(pads(tmp_path / "plain.onnx")) == 9
+    assert "DequantizeLinear" not in pads(tmp_path / "rewritten.onnx")
+    x = np.random.default_rng(1).uniform(-1, 1, size=(2, 3, 36, 44)).astype(np.float32)
+    outputs = [onnxruntime.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+               .run(None, {"image": x})[0] for name in ("plain.onnx", "rewritten.onnx")]
+    assert np.array_equal(*outputs) and np.abs(outputs[0]).mean() > 0.01
+
+
+def test_pad_rewrite_keeps_pads_whose_round_trip_changes_values():
+    """A zero-constant Pad (the new value is not a copy) and a Pad whose output is quantised
+    with its own scale stay between DequantizeLinear and QuantizeLinear."""
+    from onnx import TensorProto, helper
+
+    from artshift.export import _pad_quantized_tensors
+
+    def scale(name, value):
+        return helper.make_tensor(name, TensorProto.FLOAT, [], [value])
+
+    zero = helper.make_tensor("zero", TensorProto.UINT8, [], [128])
+    pads = helper.make_tensor("pads", TensorProto.INT64, [8], [0, 0, 1, 1, 0, 0, 1, 1])
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zero"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "s", "zero"], ["dq"])]
+    for index, (mode, out_scale) in enumerate(((b"reflect", "s"), (b"constant", "s"), (b"edge", "s2"))):
+        nodes += [helper.make_node("Pad", ["dq", "pads"], [f"p{index}"], mode=mode),
+                  helper.make_node("QuantizeLinear", [f"p{index}", out_scale, "zero"], [f"out{index}"])]
+    outputs = [helper.make_tensor_value_info(f"out{i}", TensorProto.UINT8, None) for i in range(3)]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
+                              outputs, [scale("s", 0.5), scale("s2", 0.25), zero, pads])
+    assert _pad_quantized_tensors(graph) == 1
+    reads = {node.output[0]: node.input[0] for node in graph.node if node.op_type == "Pad"}
+    assert reads == {"out0": "q", "p1": "dq", "p2": "dq"}
+    assert [node.op_type for node in graph.node].count("QuantizeLinear") == 3  # the input's and two outputs'
 
 
 def test_row_by_row_tiling_equals_blending_the_whole_image(exported):

@@ -3,15 +3,7 @@ import torch
 from torch import nn
 
 from artshift.models.networks import DCGANGenerator, ResnetGenerator, init_weights
-from artshift.models.reparam import StridedOutputConv, SubpixelUpsample, reparameterise
-
-
-@pytest.fixture(scope="module")
-def generator():
-    torch.manual_seed(0)
-    network = ResnetGenerator(ngf=8, n_blocks=2)
-    init_weights(network, gain=0.2)
-    return network.eval()
+from artshift.models.reparam import BlockedLayoutUpsample, StridedOutputConv, SubpixelUpsample, reparameterise
 
 
 @pytest.mark.parametrize("size", [(8, 8), (20, 36), (64, 48)])
@@ -32,12 +24,19 @@ def test_output_conv_equals_strided_form(size):
         torch.testing.assert_close(StridedOutputConv(pad, conv)(x), conv(pad(x)), atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("subpixel", [False, True])
-def test_reparameterised_generator_matches_and_leaves_original_alone(generator, subpixel):
+@pytest.mark.parametrize("int8", [False, True])
+@pytest.mark.parametrize("antialias", [False, True])
+def test_reparameterised_generator_matches_and_leaves_original_alone(int8, antialias):
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=8, n_blocks=2, antialias=antialias)
+    init_weights(generator, gain=0.2)
+    generator.eval()
     before = {k: v.clone() for k, v in generator.state_dict().items()}
-    fast = reparameterise(generator, subpixel_upsampling=subpixel)
+    fast = reparameterise(generator, int8=int8)
     kinds = [type(layer) for layer in fast.layers]
-    assert StridedOutputConv in kinds and (nn.ConvTranspose2d not in kinds) == subpixel
+    assert StridedOutputConv in kinds
+    assert (nn.ConvTranspose2d in kinds) == (not antialias and not int8)
+    assert kinds.count(BlockedLayoutUpsample) == (2 if antialias and not int8 else 0)
     x = torch.rand(2, 3, 32, 48) * 2 - 1
     with torch.no_grad():
         torch.testing.assert_close(fast(x), generator(x), atol=1e-5, rtol=0)
@@ -46,4 +45,4 @@ def test_reparameterised_generator_matches_and_leaves_original_alone(generator, 
 
 def test_other_networks_are_returned_unchanged():
     dcgan = DCGANGenerator(z_dim=4, ngf=4, image_size=8)
-    assert reparameterise(dcgan, subpixel_upsampling=True) is dcgan
+    assert reparameterise(dcgan, int8=True) is dcgan

@@ -122,9 +122,9 @@ def _export_spec(generator: torch.nn.Module) -> tuple[tuple[torch.Tensor, ...], 
     return (torch.zeros(1, 3, 64, 64),), (photo,), io_meta
 
 
-def _graph_network(generator: torch.nn.Module, subpixel_upsampling: bool) -> torch.nn.Module:
+def _graph_network(generator: torch.nn.Module, int8: bool) -> torch.nn.Module:
     """What the graph computes: the generator's inference form, for photos wrapped in :class:`AnySize`."""
-    network = reparameterise(generator, subpixel_upsampling)
+    network = reparameterise(generator, int8)
     if generator.takes is GeneratorInput.NOISE:
         return network
     return AnySize(network, getattr(generator, "size_multiple", SIZE_MULTIPLE))
@@ -162,16 +162,16 @@ def _describe(model: onnx.ModelProto, takes: GeneratorInput, metadata: dict[str,
 
 
 def export_generator(generator: torch.nn.Module, path: str | Path, opset: int,
-                     metadata: dict[str, str] | None = None, subpixel_upsampling: bool = False) -> None:
+                     metadata: dict[str, str] | None = None, int8_source: bool = False) -> None:
     """Write ``generator`` as ONNX to ``path`` atomically, check it, and embed ``metadata``.
 
     The graph is the generator's exact inference form (:func:`reparameterise`): same outputs,
-    layers ONNX Runtime runs faster. ``subpixel_upsampling`` is the form to quantise to int8.
+    layers ONNX Runtime runs faster. ``int8_source`` is the form to quantise to int8.
     """
     generator = generator.eval()
     example, shapes, io_meta = _export_spec(generator)
     input_names, output_name = ONNX_NAMES[generator.takes]
-    network = _graph_network(generator, subpixel_upsampling)
+    network = _graph_network(generator, int8_source)
     with _quiet_exporter():
         program = torch.onnx.export(network, example, dynamo=True, dynamic_shapes=shapes, opset_version=opset,
                                     input_names=list(input_names), output_names=[output_name], external_data=False)
@@ -276,8 +276,67 @@ def export_int8_generator(generator: torch.nn.Module, path: str | Path, opset: i
     convolution (transposed ones included) gets an int8 kernel (see :mod:`artshift.models.reparam`)."""
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "int8-source.onnx"
-        export_generator(generator, source, opset, metadata, subpixel_upsampling=True)
+        export_generator(generator, source, opset, metadata, int8_source=True)
         export_int8(source, path, calibration)
+
+
+# Pad modes whose new values are copies of existing ones: padding commutes with (de)quantising.
+COPYING_PAD_MODES = (b"reflect", b"edge", b"wrap")
+
+
+def _attribute(node: onnx.NodeProto, name: str, default=None):
+    """The value of ``node``'s attribute ``name``, or ``default`` when it has none."""
+    return next((onnx.helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
+
+
+def _same_quantisation(initializers: dict[str, onnx.TensorProto], first: onnx.NodeProto,
+                       second: onnx.NodeProto) -> bool:
+    """Whether two (De)QuantizeLinear nodes have equal constant scales and zero points on one axis."""
+    def params(node: onnx.NodeProto):
+        names = node.input[1:3]
+        if len(names) < 2 or any(name not in initializers for name in names):
+            return None
+        return _attribute(node, "axis", 1), [onnx.numpy_helper.to_array(initializers[n]).tolist() for n in names]
+
+    return params(first) is not None and params(first) == params(second)
+
+
+def _pad_quantized_tensors(graph: onnx.GraphProto) -> int:
+    """Rewrite each DequantizeLinear → Pad (reflect/edge/wrap) → QuantizeLinear with one scale
+    and zero point into a Pad of the 8-bit tensor; return how many were rewritten.
+
+    The quantiser gives a copying Pad's output its input's parameters, so the round trip through
+    float is exactly the identity, but ONNX Runtime keeps it: a dequantise, a float Pad of 4×
+    the bytes and a quantise before every reflection-padded conv (the README's Benchmarks
+    section has the time it costs). The outputs stay bit-identical.
+    """
+    initializers = {init.name: init for init in graph.initializer}
+    graph_outputs = {output.name for output in graph.output}
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    dropped: set[int] = set()
+    rewritten = 0
+    for pad in graph.node:
+        if pad.op_type != "Pad" or _attribute(pad, "mode", b"constant") not in COPYING_PAD_MODES:
+            continue
+        dequantise, users = producers.get(pad.input[0]), consumers.get(pad.output[0], [])
+        if (dequantise is None or dequantise.op_type != "DequantizeLinear" or len(users) != 1
+                or users[0].op_type != "QuantizeLinear" or pad.output[0] in graph_outputs
+                or not _same_quantisation(initializers, dequantise, users[0])):
+            continue
+        pad.input[0], pad.output[0] = dequantise.input[0], users[0].output[0]
+        dropped.add(id(users[0]))
+        rewritten += 1
+        consumers[dequantise.output[0]].remove(pad)
+        if not consumers[dequantise.output[0]] and dequantise.output[0] not in graph_outputs:
+            dropped.add(id(dequantise))
+    kept = [node for node in graph.node if id(node) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    return rewritten
 
 
 def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray | dict[str, np.ndarray]) -> None:
@@ -304,6 +363,7 @@ def export_int8(fp32_path: str | Path, path: str | Path, calibration: np.ndarray
             quantize_static(str(prepared), str(quantized), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True)
         model = onnx.load(str(quantized))
+    log.debug("int8: %d reflection pads run on the 8-bit tensors", _pad_quantized_tensors(model.graph))
     _copy_metadata(source, model, precision="int8")
     save_with(path, lambda tmp_path: onnx.save_model(model, str(tmp_path)))
 

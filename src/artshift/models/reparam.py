@@ -1,6 +1,6 @@
 """Exact re-parameterisations of a trained ResnetGenerator that run faster in ONNX Runtime.
 
-The trained network is kept as it is; export rewrites two kinds of layers into mathematically
+The trained network is kept as it is; export rewrites three kinds of layers into mathematically
 equal forms (same outputs up to float summation order) that ONNX Runtime's CPU kernels handle
 better, as its profiler showed (the README's Benchmarks section has the numbers):
 
@@ -10,7 +10,12 @@ better, as its profiler showed (the README's Benchmarks section has the numbers)
 * ConvTranspose has no int8 kernel, so a quantised model runs it in float between dequantise and
   quantise nodes. As a 2×2 conv to 4× the channels + DepthToSpace (sub-pixel convolution) it
   quantises like every other conv. In fp32 the plain ConvTranspose is faster, so this rewrite
-  is only used for the int8 model.
+  is only used for the int8 model;
+* an anti-aliased upsampling step (bilinear ×2, then a conv) gets a 1×1 max pool, the identity,
+  in front, in the float model only. ORT's CPU optimiser runs convs and pools in its blocked
+  (NCHWc) layout, and a bilinear Resize only when its input already is; the instance norm before
+  every upsampling is not, so the Resize ran in plain NCHW, where ORT's kernel is about 3× slower,
+  and the conv after it reordered a 4× larger tensor. The pool starts the blocked layout first.
 """
 
 from __future__ import annotations
@@ -83,6 +88,22 @@ class SubpixelUpsample(nn.Module):
         return F.pixel_shuffle(self.conv(F.pad(x, (0, 1, 0, 1))), 2)
 
 
+class BlockedLayoutUpsample(nn.Module):
+    """An anti-aliased upsampling step (bilinear ×2 + conv) behind a 1×1 max pool: the same
+    function, with the Resize in ONNX Runtime's blocked layout (see the module docstring)."""
+
+    def __init__(self, upsampling: nn.Sequential):
+        super().__init__()
+        self.upsampling = upsampling
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.upsampling(F.max_pool2d(x, kernel_size=1))
+
+
+def _is_bilinear_upsampling(layer: nn.Module) -> bool:
+    return isinstance(layer, nn.Sequential) and isinstance(layer[0], nn.Upsample) and layer[0].mode == "bilinear"
+
+
 class ReparamGenerator(nn.Module):
     """A ResnetGenerator's layers with the rewrites above applied; same function, no training."""
 
@@ -97,9 +118,10 @@ class ReparamGenerator(nn.Module):
         return x
 
 
-def reparameterise(generator: nn.Module, subpixel_upsampling: bool = False) -> nn.Module:
+def reparameterise(generator: nn.Module, int8: bool = False) -> nn.Module:
     """The inference form of ``generator`` for export: a ResnetGenerator with its output conv
-    (and, if ``subpixel_upsampling``, its transposed convs) rewritten; any other network as is."""
+    rewritten, and its transposed convs (the form to quantise, ``int8``) or its bilinear
+    upsampling steps (the float form) too; any other network as is."""
     if not isinstance(generator, ResnetGenerator):
         return generator
     source = copy.deepcopy(generator).eval()
@@ -108,8 +130,10 @@ def reparameterise(generator: nn.Module, subpixel_upsampling: bool = False) -> n
         layer = layers.pop(0)
         if isinstance(layer, nn.ReflectionPad2d) and len(layers) >= 2 and isinstance(layers[1], nn.Tanh):
             out.append(StridedOutputConv(layer, layers.pop(0)))
-        elif subpixel_upsampling and isinstance(layer, nn.ConvTranspose2d):
+        elif int8 and isinstance(layer, nn.ConvTranspose2d):
             out.append(SubpixelUpsample(layer))
+        elif not int8 and _is_bilinear_upsampling(layer):
+            out.append(BlockedLayoutUpsample(layer))
         else:
             out.append(layer)
     return ReparamGenerator(out).eval()
