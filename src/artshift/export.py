@@ -122,9 +122,9 @@ def _export_spec(generator: torch.nn.Module) -> tuple[tuple[torch.Tensor, ...], 
     return (torch.zeros(1, 3, 64, 64),), (photo,), io_meta
 
 
-def _graph_network(generator: torch.nn.Module, int8: bool) -> torch.nn.Module:
+def _graph_network(generator: torch.nn.Module, int8_source: bool) -> torch.nn.Module:
     """What the graph computes: the generator's inference form, for photos wrapped in :class:`AnySize`."""
-    network = reparameterise(generator, int8)
+    network = reparameterise(generator, int8=int8_source)
     if generator.takes is GeneratorInput.NOISE:
         return network
     return AnySize(network, getattr(generator, "size_multiple", SIZE_MULTIPLE))
@@ -298,7 +298,8 @@ def _same_quantisation(initializers: dict[str, onnx.TensorProto], first: onnx.No
             return None
         return _attribute(node, "axis", 1), [onnx.numpy_helper.to_array(initializers[n]).tolist() for n in names]
 
-    return params(first) is not None and params(first) == params(second)
+    first_params = params(first)
+    return first_params is not None and first_params == params(second)
 
 
 def _pad_quantized_tensors(graph: onnx.GraphProto) -> int:
