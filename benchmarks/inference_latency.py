@@ -18,8 +18,8 @@ The ORT numbers go through :class:`artshift.inference.Stylizer` (graph optimisat
 pinned to the CPU provider. The int8 model is optional: ``--int8 PATH``, else
 ``models/generator.int8.onnx`` when it exists, else "int8: not available".
 
-``--profile`` runs one fp32 session with ORT profiling at 256 px batch 1 and prints the ten
-ops with the largest total time. ``--sweep-options`` times fp32 at 256 px batch 1 under a few
+``--profile`` runs the fp32 (and int8) model with ORT profiling at 256 px batch 1 and prints
+the ten ops with the largest total time. ``--sweep-options`` times fp32 at 256 px batch 1 under a few
 session-option variants against the Stylizer's options.
 """
 
@@ -123,8 +123,8 @@ def session_options(threads: int, **overrides):
     return options
 
 
-def profile_top_ops(model: Path, threads: int, warmup: int, reps: int, top: int = 10) -> None:
-    """Run fp32 at 256 px batch 1 with ORT profiling on; print the ops with most total time."""
+def profile_top_ops(model: Path, label: str, threads: int, warmup: int, reps: int, top: int = 10) -> None:
+    """Run ``model`` at 256 px batch 1 with ORT profiling on; print the ops with most total time."""
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,7 +155,7 @@ def profile_top_ops(model: Path, threads: int, warmup: int, reps: int, top: int 
         by_node[(event["name"][: -len("_kernel_time")], op)] += event["dur"]
     total = sum(by_op.values())
     run_us = sum(r["dur"] for r in timed)
-    print(f"\nORT profile: fp32, 256 px, batch 1, threads {threads}, {len(timed)} timed runs "
+    print(f"\nORT profile: {label}, 256 px, batch 1, threads {threads}, {len(timed)} timed runs "
           f"(mean model_run {run_us / max(len(timed), 1) / 1e3:.1f} ms, "
           f"kernels {total / max(len(timed), 1) / 1e3:.1f} ms/run)")
     print(f"{'op type':<28}{'total ms':>10}{'ms/run':>9}{'calls/run':>11}{'share':>8}")
@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--onnx", type=Path, default=DEFAULT_FP32,
                         help="fp32 ONNX model; exported from the generator to a temp file if missing")
     parser.add_argument("--int8", type=Path, default=None, help=f"int8 ONNX model (default {DEFAULT_INT8} if present)")
-    parser.add_argument("--profile", action="store_true", help="ORT profile of fp32 at 256 px batch 1: top 10 ops")
+    parser.add_argument("--profile", action="store_true", help="ORT profiles at 256 px batch 1: top 10 ops")
     parser.add_argument("--sweep-options", action="store_true", help="time fp32 under ORT session-option variants")
     parser.add_argument("--sweep-rounds", type=int, default=5)
     args = parser.parse_args()
@@ -297,7 +297,9 @@ def main() -> None:
         print("int8: not available")
 
     if args.profile:
-        profile_top_ops(fp32_path, args.threads, warmup=2, reps=args.reps)
+        profile_top_ops(fp32_path, "fp32", args.threads, warmup=2, reps=args.reps)
+        if int8_path is not None:
+            profile_top_ops(int8_path, "int8", args.threads, warmup=2, reps=args.reps)
     if args.sweep_options:
         sweep_options(fp32_path, args.threads, warmup=2, reps=max(3, args.reps // 4), rounds=args.sweep_rounds)
     tmp.cleanup()
