@@ -105,15 +105,10 @@ def summarise(times: np.ndarray, batch: int) -> dict[str, float]:
 
 
 def session_options(threads: int, **overrides):
-    """The Stylizer's options (graph optimisation ALL, ``threads`` intra-op threads, no memory
-    pattern, no spinning) + overrides."""
-    import onnxruntime as ort
+    """The Stylizer's options (:func:`artshift.inference.session_options`) + overrides."""
+    from artshift.inference import session_options as stylizer_options
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.enable_mem_pattern = False
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options = stylizer_options(threads)
     for key, value in overrides.items():
         if key == "config":
             for entry, setting in value.items():

@@ -127,6 +127,24 @@ def noise(count: int, z_dim: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, z_dim)).astype(np.float32)
 
 
+def session_options(threads: int, memory_arena: bool = True):
+    """The ONNX Runtime session options every ArtShift runner uses (and the latency benchmark
+    measures): all graph optimisations, ``threads`` intra-op threads (0: all cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    # The memory pattern plans one block per input shape on top of what the arena already
+    # holds: a second run at the same shape doubled the peak (1.85 vs 0.95 GB, 1024 px tile).
+    options.enable_mem_pattern = False
+    options.enable_cpu_mem_arena = memory_arena
+    # Idle intra-op threads sleep instead of spinning: on a CPU the spinning threads of one
+    # session (or of the other server worker) take cores from the one that is running.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def _open_source(model: ModelSource) -> tuple[str | bytes, ModelRef]:
     """What ONNX Runtime opens for ``model`` (a file name or the bytes) and the reference naming it."""
     if isinstance(model, bytes | bytearray | memoryview):
@@ -175,18 +193,9 @@ class OnnxGenerator:
         """An ``InferenceSession`` of the model, with or without ONNX Runtime's CPU memory arena."""
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self._threads
-        # The memory pattern plans one block per input shape on top of what the arena already
-        # holds: a second run at the same shape doubled the peak (1.85 vs 0.95 GB, 1024 px tile).
-        options.enable_mem_pattern = False
-        options.enable_cpu_mem_arena = memory_arena
-        # Idle intra-op threads sleep instead of spinning: on a CPU the spinning threads of one
-        # session (or of the other server worker) take cores from the one that is running.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            return ort.InferenceSession(self._source, options, providers=self._providers)
+            return ort.InferenceSession(self._source, session_options(self._threads, memory_arena),
+                                        providers=self._providers)
         except Exception as exc:  # ORT raises its own exception types for bad files
             raise ArtShiftError(f"{self.name}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from None
 
